@@ -1,0 +1,89 @@
+"""Content-addressed artifact store: activities pass references, never bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from pydantic import BaseModel, ConfigDict
+
+MEDIA_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".glb": "model/gltf-binary",
+    ".mp4": "video/mp4",
+    ".blend": "application/x-blender",
+    ".step": "model/step",
+    ".stp": "model/step",
+    ".json": "application/json",
+}
+
+
+class ArtifactRef(BaseModel):
+    """A reference to stored bytes: where, what, and a hash that proves which."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+    uri: str
+    """file:// URI inside the artifact store."""
+    sha256: str
+    """Hex SHA-256 of the content."""
+    size: int
+    """Size in bytes."""
+    media_type: str
+    """IANA media type, e.g. image/png."""
+    role: str
+    """What the artifact is in the production (step_file, glb, still, ...)."""
+
+
+def media_type_for(path: Path) -> str:
+    """Standard media type from a file extension."""
+    return MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
+
+
+def sha256_of(path: Path) -> str:
+    """Streamed SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class LocalArtifactStore:
+    """A directory all workers can reach, keyed by content hash."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def put_file(self, source: Path, role: str, media_type: str | None = None) -> ArtifactRef:
+        """Copy a file in (idempotent: same bytes, same place) and return its reference."""
+        source = Path(source)
+        digest = sha256_of(source)
+        target = self.root / digest[:2] / f"{digest}{source.suffix.lower()}"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(target.suffix + ".partial")
+            shutil.copyfile(source, partial)
+            partial.replace(target)  # atomic: readers never see half a file
+        return ArtifactRef(uri=target.as_uri(), sha256=digest, size=target.stat().st_size,
+                           media_type=media_type or media_type_for(source), role=role)
+
+    def path_of(self, ref: ArtifactRef) -> Path:
+        """Local path of a referenced artifact."""
+        path = Path(unquote(urlparse(ref.uri).path))
+        if not path.is_file():
+            raise FileNotFoundError(f"artifact {ref.role} ({ref.sha256[:12]}) missing at {path}")
+        return path
+
+    def scratch_dir(self) -> Path:
+        """A fresh directory for a job's intermediate files."""
+        import tempfile
+
+        scratch = self.root / "_scratch"
+        scratch.mkdir(exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=scratch))

@@ -1,0 +1,260 @@
+"""CAD modules: resolve a STEP file, read its product tree, export GLB, measure its bounding box."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.exceptions import ApplicationError
+
+from activities.artifacts import ArtifactRef, LocalArtifactStore
+from activities.child_process import ChildJobRunner, JobFailure
+from activities.module import RetryDefaults, production_module
+
+STEP_MAGIC = b"ISO-10303-21"
+CONTRACT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class BBox(BaseModel):
+    """Axis-aligned bounding box in the CAD file's frame (Z-up), in metres."""
+
+    model_config = CONTRACT
+
+    min: list[float] = Field(min_length=3, max_length=3)
+    """Lower corner [x, y, z]."""
+    max: list[float] = Field(min_length=3, max_length=3)
+    """Upper corner [x, y, z]."""
+    unit: str = "m"
+    """Always metres."""
+
+
+class CadObject(BaseModel):
+    """One node of the STEP product tree: an assembly or a part instance."""
+
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
+
+    name: str
+    """Part or assembly name (from the referred product)."""
+    path: str
+    """Slash-joined names from the root."""
+    kind: str
+    """assembly or part."""
+    color: str | None = None
+    """sRGB hex colour, if the file gives one."""
+
+
+# --- cad.resolve_step_path ---------------------------------------------------------------
+
+
+class ResolveStepPathParams(BaseModel):
+    """Limits applied when accepting a customer's STEP file."""
+
+    model_config = CONTRACT
+
+    max_size_mb: int = Field(512, ge=1, le=4096)
+    """Files larger than this are refused before any parsing."""
+
+
+class ResolveStepPathInput(BaseModel):
+    """A path to a customer's STEP file, as given with the order."""
+
+    model_config = CONTRACT
+
+    step_path: str
+    """Absolute path of the STEP file on storage all workers can reach."""
+    params: ResolveStepPathParams = ResolveStepPathParams()
+    """Module parameters."""
+
+
+class ResolveStepPathOutput(BaseModel):
+    """The STEP file, stored content-addressed."""
+
+    model_config = CONTRACT
+
+    step_file: ArtifactRef
+    """The stored STEP file."""
+    source_name: str
+    """File name as the customer gave it."""
+
+
+# --- cad.extract_objects -----------------------------------------------------------------
+
+
+class ExtractObjectsParams(BaseModel):
+    """Options for reading the product tree."""
+
+    model_config = CONTRACT
+
+    include_assemblies: bool = True
+    """List assembly nodes as well as parts."""
+
+
+class ExtractObjectsInput(BaseModel):
+    """A stored STEP file to read."""
+
+    model_config = CONTRACT
+
+    step_file: ArtifactRef
+    """The STEP file."""
+    params: ExtractObjectsParams = ExtractObjectsParams()
+    """Module parameters."""
+
+
+class ExtractObjectsOutput(BaseModel):
+    """The product tree: names, colours, hierarchy, transforms, units."""
+
+    model_config = CONTRACT
+
+    objects: list[CadObject]
+    """Every assembly and part instance, depth first."""
+    source_unit: str
+    """Length unit the file was authored in."""
+
+
+# --- cad.export_glb ----------------------------------------------------------------------
+
+
+class ExportGlbParams(BaseModel):
+    """Tessellation quality of the exported mesh."""
+
+    model_config = CONTRACT
+
+    relative_deflection: float = Field(0.001, gt=0, le=0.1)
+    """Linear deflection as a fraction of the part's bounding-box diagonal."""
+    angular_deflection_rad: float = Field(0.5, gt=0, le=1.5)
+    """Maximum angle between adjacent facet normals."""
+
+
+class ExportGlbInput(BaseModel):
+    """A stored STEP file to tessellate."""
+
+    model_config = CONTRACT
+
+    step_file: ArtifactRef
+    """The STEP file."""
+    params: ExportGlbParams = ExportGlbParams()
+    """Module parameters."""
+
+
+class ExportGlbOutput(BaseModel):
+    """A binary glTF: Y-up, metres, one named node per part, colours as materials."""
+
+    model_config = CONTRACT
+
+    glb: ArtifactRef
+    """The GLB file."""
+    node_names: list[str]
+    """Names of the glTF nodes, as written."""
+
+
+# --- cad.compute_bbox --------------------------------------------------------------------
+
+
+class ComputeBboxParams(BaseModel):
+    """Bounding-box options."""
+
+    model_config = CONTRACT
+
+
+class ComputeBboxInput(BaseModel):
+    """A stored STEP file to measure."""
+
+    model_config = CONTRACT
+
+    step_file: ArtifactRef
+    """The STEP file."""
+    params: ComputeBboxParams = ComputeBboxParams()
+    """Module parameters."""
+
+
+class ComputeBboxOutput(BaseModel):
+    """The exact bounding box of all geometry."""
+
+    model_config = CONTRACT
+
+    bbox: BBox
+    """Bounding box in metres."""
+
+
+CAD_RETRY = RetryDefaults(max_attempts=2)
+
+
+class CadActivities:
+    """The CAD modules, bound to an artifact store and a child-job runner."""
+
+    def __init__(self, store: LocalArtifactStore, jobs: ChildJobRunner):
+        self.store = store
+        self.jobs = jobs
+
+    @production_module("cad.resolve_step_path", families=("cad_file",), label="Resolve STEP file",
+                       category="cad", legacy_source="legacy.resolve_step_path", timeout_s=60,
+                       ui={"palette_group": "CAD intake", "icon": "file", "color": "#5b8def"})
+    async def resolve_step_path(self, input: ResolveStepPathInput) -> ResolveStepPathOutput:
+        """Check that the STEP file exists, is a STEP file and is within limits; store it."""
+        path = Path(input.step_path)
+        if not path.is_file():
+            raise _permanent("cad_file_not_found", f"no such STEP file: {path}")
+        size = path.stat().st_size
+        if size == 0:
+            raise _permanent("invalid_cad_file", f"{path.name}: file is empty")
+        if size > input.params.max_size_mb * 1024 * 1024:
+            raise _permanent("invalid_cad_file", f"{path.name}: {size} bytes is over the "
+                             f"{input.params.max_size_mb} MB limit")
+        with path.open("rb") as handle:
+            head = handle.read(1024).lstrip(b"\xef\xbb\xbf \t\r\n")
+        if not head.startswith(STEP_MAGIC):
+            raise _permanent("invalid_cad_file", f"{path.name}: not a STEP file "
+                             "(no ISO-10303-21 header)")
+        ref = self.store.put_file(path, role="step_file", media_type="model/step")
+        return ResolveStepPathOutput(step_file=ref, source_name=path.name)
+
+    @production_module("cad.extract_objects", families=("cad_file",), label="Extract objects",
+                       category="cad", task_queue="cad", timeout_s=300, retry=CAD_RETRY,
+                       legacy_source="legacy.extract_cad_objects",
+                       ui={"palette_group": "CAD intake", "icon": "tree", "color": "#5b8def"})
+    async def extract_objects(self, input: ExtractObjectsInput) -> ExtractObjectsOutput:
+        """Read part names, colours, hierarchy, transforms and units from the STEP file."""
+        result = await self._step_job("extract", input.step_file, timeout_s=300)
+        objects = [CadObject(**item) for item in result["objects"]
+                   if input.params.include_assemblies or item.get("kind") != "assembly"]
+        return ExtractObjectsOutput(objects=objects, source_unit=result["source_unit"])
+
+    @production_module("cad.export_glb", families=("cad_file",), label="Export GLB",
+                       category="cad", task_queue="cad", timeout_s=600, retry=CAD_RETRY,
+                       legacy_source="legacy.export_gltf",
+                       ui={"palette_group": "CAD intake", "icon": "cube", "color": "#5b8def"})
+    async def export_glb(self, input: ExportGlbInput) -> ExportGlbOutput:
+        """Tessellate the STEP file and write a GLB (Y-up, metres, named parts, colours)."""
+        scratch = self.store.scratch_dir()
+        glb_path = scratch / "model.glb"
+        result = await self._step_job("glb", input.step_file, timeout_s=600,
+                                      glb_path=str(glb_path), **input.params.model_dump())
+        ref = self.store.put_file(glb_path, role="glb", media_type="model/gltf-binary")
+        glb_path.unlink(missing_ok=True)
+        scratch.rmdir()
+        return ExportGlbOutput(glb=ref, node_names=result["node_names"])
+
+    @production_module("cad.compute_bbox", families=("cad_file",), label="Compute bounding box",
+                       category="cad", task_queue="cad", timeout_s=300, retry=CAD_RETRY,
+                       legacy_source="legacy.compute_bbox",
+                       ui={"palette_group": "CAD intake", "icon": "box", "color": "#5b8def"})
+    async def compute_bbox(self, input: ComputeBboxInput) -> ComputeBboxOutput:
+        """Measure the exact bounding box of all geometry, in metres."""
+        result = await self._step_job("bbox", input.step_file, timeout_s=300)
+        return ComputeBboxOutput(bbox=BBox(min=result["min"], max=result["max"]))
+
+    async def _step_job(self, op: str, step_file: ArtifactRef, timeout_s: float, **extra) -> dict:
+        request = {"step_path": str(self.store.path_of(step_file)), **extra}
+        try:
+            return await self.jobs.run("step_job", op, request, timeout_s=timeout_s)
+        except JobFailure as failure:
+            if failure.code == "job_crashed":
+                # OCCT segfaults on some damaged files: that is the file's fault, not transient.
+                raise _permanent("invalid_cad_file", "the CAD kernel crashed reading this "
+                                 f"file: {failure.message}") from None
+            raise ApplicationError(failure.message, type=failure.code,
+                                   non_retryable=not failure.retryable) from None
+
+
+def _permanent(code: str, message: str) -> ApplicationError:
+    return ApplicationError(message, type=code, non_retryable=True)

@@ -1,0 +1,133 @@
+"""The production-module decorator: a Temporal activity named by its module key, plus a contract."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from temporalio import activity
+
+from activities.artifacts import ArtifactRef
+
+Family = Literal["cad_file", "order_line"]
+QueueName = Literal["default", "cad", "render"]
+
+SPEC_ATTRIBUTE = "__prodgraph_module__"
+
+
+@dataclass(frozen=True)
+class RetryDefaults:
+    """Module-owned retry behaviour; a node may override it."""
+
+    max_attempts: int = 3
+    initial_interval_s: float = 1.0
+    backoff: float = 2.0
+    max_interval_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """Everything the registry needs to know about one production module."""
+
+    key: str
+    families: tuple[Family, ...]
+    label: str
+    category: str
+    description: str
+    input_model: type[BaseModel]
+    output_model: type[BaseModel]
+    params_model: type[BaseModel]
+    task_queue: QueueName
+    timeout_s: float
+    legacy_source: str | None
+    retry: RetryDefaults = field(default_factory=RetryDefaults)
+    ui: dict[str, str] = field(default_factory=dict)
+
+    def data_inputs(self) -> dict[str, bool]:
+        """Input fields other than params, each mapped to whether it is required."""
+        return {name: info.is_required() for name, info in self.input_model.model_fields.items()
+                if name != "params"}
+
+    def data_outputs(self) -> list[str]:
+        """Output field names, which downstream nodes bind to by name."""
+        return list(self.output_model.model_fields)
+
+    def artifact_roles_consumed(self) -> list[str]:
+        """Input fields that carry artifact references."""
+        return _artifact_fields(self.input_model, exclude={"params"})
+
+    def artifact_roles_produced(self) -> list[str]:
+        """Output fields that carry artifact references."""
+        return _artifact_fields(self.output_model)
+
+
+def production_module(
+    key: str,
+    *,
+    families: tuple[Family, ...],
+    label: str,
+    category: str,
+    task_queue: QueueName = "default",
+    timeout_s: float = 120.0,
+    legacy_source: str | None = None,
+    retry: RetryDefaults | None = None,
+    ui: dict[str, str] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a production module: registers the activity under `key` and attaches its spec."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        input_model, output_model = _contract_models(key, fn)
+        params = input_model.model_fields.get("params")
+        if params is None or not _is_model(params.annotation):
+            raise TypeError(f"module {key!r}: its input model {input_model.__name__} needs a "
+                            "`params: <Action>Params = <Action>Params()` field")
+        spec = ModuleSpec(
+            key=key, families=families, label=label, category=category,
+            description=inspect.getdoc(fn) or "", input_model=input_model,
+            output_model=output_model, params_model=params.annotation, task_queue=task_queue,
+            timeout_s=timeout_s, legacy_source=legacy_source, retry=retry or RetryDefaults(),
+            ui=ui or {},
+        )
+        setattr(fn, SPEC_ATTRIBUTE, spec)
+        return activity.defn(name=key)(fn)
+
+    return decorate
+
+
+def module_spec(fn: Callable[..., Any]) -> ModuleSpec:
+    """The spec attached by @production_module (works on bound methods too)."""
+    spec = getattr(getattr(fn, "__func__", fn), SPEC_ATTRIBUTE, None)
+    if spec is None:
+        raise TypeError(f"{fn!r} is not a production module; decorate it with @production_module")
+    return spec
+
+
+def _contract_models(key: str, fn: Callable[..., Any]) -> tuple[type[BaseModel], type[BaseModel]]:
+    hints = typing.get_type_hints(fn)
+    params = [name for name in inspect.signature(fn).parameters if name != "self"]
+    if len(params) != 1 or not _is_model(hints.get(params[0])):
+        raise TypeError(f"module {key!r} must take exactly one pydantic model argument")
+    output = hints.get("return")
+    if not _is_model(output):
+        raise TypeError(f"module {key!r} returns {output!r}; annotate the return with a "
+                        "BaseModel subclass")
+    return hints[params[0]], output
+
+
+def _is_model(annotation: Any) -> bool:
+    return inspect.isclass(annotation) and issubclass(annotation, BaseModel)
+
+
+def _artifact_fields(model: type[BaseModel], exclude: set[str] = frozenset()) -> list[str]:
+    return [name for name, info in model.model_fields.items()
+            if name not in exclude and _mentions_artifact(info.annotation)]
+
+
+def _mentions_artifact(annotation: Any) -> bool:
+    if annotation is ArtifactRef:
+        return True
+    return any(_mentions_artifact(arg) for arg in typing.get_args(annotation))

@@ -1,0 +1,1 @@
+"""prodgraph: shared plumbing (settings, errors, CLI, embedded Temporal) of the production system."""

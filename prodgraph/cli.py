@@ -1,0 +1,142 @@
+"""The `prodgraph` command line: render, intake, nodes, validate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from prodgraph.errors import ProdgraphError
+from prodgraph.settings import get_settings
+
+SYMBOLS = {"running": "…", "completed": "✓", "failed": "✗", "awaiting_operator": "?",
+           "skipped": "-", "pending": " "}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.handler(args)
+    except ProdgraphError as error:
+        code = _fail(args, error.to_dict())
+    except KeyboardInterrupt:
+        code = 130
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # temporalio can crash at interpreter exit (known upstream)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prodgraph", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    for name, render in (("render", True), ("intake", False)):
+        command = commands.add_parser(
+            name, help="intake a STEP file and render a still" if render else
+            "intake a STEP file: objects, GLB, bounding box")
+        command.add_argument("step_file", type=Path)
+        command.add_argument("--out", type=Path, default=Path("out"), help="output directory")
+        command.add_argument("--json", action="store_true", help="end with one JSON object")
+        if render:
+            command.add_argument("--width", type=int)
+            command.add_argument("--height", type=int)
+            command.add_argument("--samples", type=int)
+            command.add_argument("--engine", choices=["cycles", "eevee", "workbench"])
+            command.add_argument("--transparent", action="store_true", default=None,
+                                 dest="transparent_background")
+        command.set_defaults(handler=_produce, render=render)
+    nodes = commands.add_parser("nodes", help="list node definitions")
+    nodes.add_argument("--family", choices=["cad_file", "order_line"])
+    nodes.add_argument("--json", action="store_true")
+    nodes.set_defaults(handler=_nodes)
+    validate = commands.add_parser("validate", help="validate a workflow definition file")
+    validate.add_argument("definition", type=Path)
+    validate.add_argument("--json", action="store_true")
+    validate.set_defaults(handler=_validate)
+    return parser
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from prodgraph.production import produce
+    from prodgraph.runs import temporal_session
+
+    invocation = {key: getattr(args, key, None) for key in
+                  ("width", "height", "samples", "engine", "transparent_background")}
+
+    def progress(workflow_id: str, node_id: str, state: Any) -> None:
+        detail = f"  {state.error.code}: {state.error.message}" if state.error else ""
+        print(f"[{SYMBOLS.get(state.status, '?')}] {workflow_id} {node_id}: {state.status}"
+              f"{detail}", file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    async def run() -> dict:
+        async with temporal_session(get_settings()) as session:
+            return await produce(session, args.step_file, args.out, render=args.render,
+                                 invocation_params=invocation, on_progress=progress)
+
+    report = asyncio.run(run())
+    if args.json:
+        print(json.dumps(report))
+    else:
+        _print_summary(report)
+    return 0 if report["status"] == "completed" else 1
+
+
+def _print_summary(report: dict) -> None:
+    if report["error"]:
+        error = report["error"]
+        print(f"FAILED at node {error['node_id']}: {error['code']}: {error['message']}")
+    for artifact in report["artifacts"]:
+        print(f"{artifact['role']:>10}: {artifact['path']}")
+    if report["bbox"]:
+        bbox = report["bbox"]
+        size = [round(hi - lo, 6) for lo, hi in zip(bbox["min"], bbox["max"], strict=True)]
+        print(f"      bbox: {size} m")
+    print(f"  temporal: {report['temporal_ui'] or 'no UI configured'}")
+
+
+def _nodes(args: argparse.Namespace) -> int:
+    from registry.catalog import default_catalog
+
+    catalog = default_catalog()
+    definitions = [definition.model_dump(mode="json") for definition in catalog.list(args.family)]
+    if args.json:
+        print(json.dumps({"catalog_version": catalog.version, "node_definitions": definitions}))
+    else:
+        for definition in definitions:
+            print(f"{definition['step']:<28} {definition['family']:<11} {definition['label']}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from registry.catalog import default_catalog
+    from registry.validation import validate_document
+
+    try:
+        document = json.loads(args.definition.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ProdgraphError(f"cannot read {args.definition}: {error}") from None
+    report = validate_document(document, default_catalog())
+    if args.json:
+        print(report.model_dump_json())
+    else:
+        for problem in report.errors + report.warnings:
+            print(f"{problem.code:<20} {problem.node_id or '-':<16} {problem.message}")
+        print("valid" if report.valid else "invalid")
+    return 0 if report.valid else 1
+
+
+def _fail(args: argparse.Namespace, error: dict) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"status": "failed", "error": error}))
+    else:
+        print(f"error: {error['message']}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    main()

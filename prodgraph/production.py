@@ -1,0 +1,80 @@
+"""The main job: intake a STEP file, optionally render it, and gather the deliverables."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from activities.artifacts import ArtifactRef, LocalArtifactStore
+from prodgraph.runs import ProgressCallback, TemporalSession, run_plan
+from registry.catalog import default_catalog
+from registry.compiler import compile_plan
+from registry.definition import WorkflowDefinition
+from registry.starters import starter
+from workflows.graph import GraphRunResult
+
+INTAKE_WORKFLOW = "cad-intake-v1"
+STILL_WORKFLOW = "order-still-v1"
+
+
+async def produce(session: TemporalSession, step_path: Path, out_dir: Path, *, render: bool,
+                  invocation_params: dict[str, Any] | None = None,
+                  render_workflow: WorkflowDefinition | None = None,
+                  on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Run intake (and the still render); return the CLI's JSON document."""
+    catalog = default_catalog()
+    report: dict[str, Any] = {"status": "completed", "workflow_id": None, "temporal_ui": None,
+                              "workflow_ids": [], "artifacts": [], "objects": [], "bbox": None,
+                              "error": None}
+    intake_plan = compile_plan(starter(INTAKE_WORKFLOW), catalog)
+    workflow_id, intake = await run_plan(
+        session, intake_plan, {"step_path": str(step_path.resolve())}, on_progress)
+    _record(report, session, workflow_id, intake)
+    if intake.status != "completed":
+        return report
+    outputs = intake.outputs
+    report["objects"] = outputs["extract"]["objects"]
+    report["bbox"] = outputs["bbox"]["bbox"]
+    refs = [outputs["glb"]["glb"]]
+    if render:
+        entry = {"order_line_id": f"cli-{uuid.uuid4().hex[:8]}",
+                 "step_file": outputs["resolve"]["step_file"], "glb": outputs["glb"]["glb"],
+                 "bbox": outputs["bbox"]["bbox"], "objects": outputs["extract"]["objects"]}
+        plan = compile_plan(render_workflow or starter(STILL_WORKFLOW), catalog,
+                            invocation_params=invocation_params)
+        workflow_id, rendered = await run_plan(session, plan, entry, on_progress)
+        _record(report, session, workflow_id, rendered)
+        refs += [ref for output in rendered.outputs.values() for ref in _artifact_refs(output)
+                 if ref["role"] != "glb"]
+    store = LocalArtifactStore(session.settings.artifact_root())
+    report["artifacts"] = [_deliver(store, ArtifactRef(**ref), out_dir, step_path.stem)
+                           for ref in refs]
+    return report
+
+
+def _record(report: dict, session: TemporalSession, workflow_id: str,
+            result: GraphRunResult) -> None:
+    report["workflow_id"] = workflow_id
+    report["workflow_ids"].append(workflow_id)
+    report["temporal_ui"] = session.workflow_url(workflow_id)
+    if result.status != "completed":
+        report["status"] = "failed"
+        report["error"] = result.error.model_dump() if result.error else \
+            {"code": "run_failed", "message": "the run did not complete", "node_id": None}
+
+
+def _artifact_refs(output: dict[str, Any]) -> list[dict]:
+    return [value for value in output.values()
+            if isinstance(value, dict) and {"uri", "sha256", "role"} <= set(value)]
+
+
+def _deliver(store: LocalArtifactStore, ref: ArtifactRef, out_dir: Path, stem: str) -> dict:
+    source = store.path_of(ref)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{stem}{'' if ref.role in ('glb', 'still') else '.' + ref.role}" \
+        f"{source.suffix}"
+    shutil.copyfile(source, target)
+    return {"role": ref.role, "path": str(target.resolve()), "sha256": ref.sha256,
+            "media_type": ref.media_type}

@@ -1,0 +1,89 @@
+"""Start a compiled plan on Temporal, follow its progress, and collect the result."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio.client import Client
+
+from prodgraph.embedded import embedded_temporal
+from prodgraph.settings import Settings
+from registry.plan import ExecutionPlan
+from workflows.graph import GraphRunInput, GraphRunResult, GraphWorkflow, NodeState
+
+ProgressCallback = Callable[[str, str, NodeState], None]
+
+
+@dataclass
+class TemporalSession:
+    """A connected client, the UI base URL, and the workers this process runs (if embedded)."""
+
+    client: Client
+    ui_url: str | None
+    settings: Settings
+
+    def workflow_url(self, workflow_id: str) -> str | None:
+        """Link to a workflow run in the Temporal Web UI."""
+        if not self.ui_url:
+            return None
+        return f"{self.ui_url}/namespaces/{self.settings.temporal_namespace}/workflows/{workflow_id}"
+
+
+@asynccontextmanager
+async def temporal_session(settings: Settings):
+    """Connect to the configured server, or start the embedded one with in-process workers."""
+    from worker import build_workers, connect
+
+    if settings.temporal_address:
+        client = await connect(settings.temporal_address, settings)
+        yield TemporalSession(client, settings.temporal_ui_url, settings)
+        return
+    async with embedded_temporal(settings.state_dir, settings.temporal_namespace) as endpoint:
+        client = await connect(endpoint.address, settings)
+        workers = build_workers(client, settings)
+        tasks = [asyncio.create_task(worker.run()) for worker in workers]
+        try:
+            yield TemporalSession(client, endpoint.ui_url, settings)
+        finally:
+            await asyncio.gather(*(worker.shutdown() for worker in workers),
+                                 return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def run_plan(session: TemporalSession, plan: ExecutionPlan, entry: dict[str, Any],
+                   on_progress: ProgressCallback | None = None,
+                   workflow_id: str | None = None) -> tuple[str, GraphRunResult]:
+    """Run a plan to the end; report each node's status change through on_progress."""
+    settings = session.settings
+    workflow_id = workflow_id or f"{plan.workflow_id}-{uuid.uuid4().hex[:12]}"
+    queues = {name: settings.queue_for(name) for name in ("default", "cad", "render")}
+    handle = await session.client.start_workflow(
+        GraphWorkflow.run, GraphRunInput(plan=plan, entry=entry, task_queues=queues),
+        id=workflow_id, task_queue=settings.default_queue)
+    result_task = asyncio.ensure_future(handle.result())
+    seen: dict[str, str] = {}
+    while not result_task.done():
+        await asyncio.wait([result_task], timeout=0.3)
+        if on_progress and not result_task.done():
+            try:
+                states = await handle.query(GraphWorkflow.progress)
+            except Exception:  # noqa: BLE001 - a query racing completion is harmless
+                continue
+            _report(states, seen, workflow_id, on_progress)
+    result = result_task.result()
+    if on_progress:
+        _report(result.nodes, seen, workflow_id, on_progress)
+    return workflow_id, result
+
+
+def _report(states: dict[str, NodeState], seen: dict[str, str], workflow_id: str,
+            on_progress: ProgressCallback) -> None:
+    for node_id, state in sorted(states.items()):
+        if seen.get(node_id) != state.status:
+            seen[node_id] = state.status
+            on_progress(workflow_id, node_id, state)

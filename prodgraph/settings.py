@@ -1,0 +1,58 @@
+"""One typed settings object, read once from the environment (PRODGRAPH_*)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything configurable about a prodgraph process."""
+
+    model_config = SettingsConfigDict(env_prefix="PRODGRAPH_", extra="ignore")
+
+    temporal_address: str | None = None
+    """host:port of a Temporal frontend; unset means start the embedded dev server."""
+    temporal_namespace: str = "default"
+    """Temporal namespace for every workflow."""
+    temporal_ui_url: str | None = None
+    """Base URL of the Temporal Web UI when connecting to a deployed server."""
+    state_dir: Path = Path(".state")
+    """Where the embedded server keeps its SQLite file, and the default artifact store."""
+    artifact_dir: Path | None = None
+    """Content-addressed artifact store root; defaults to STATE_DIR/artifacts."""
+    database_url: str | None = None
+    """SQLModel database URL; defaults to SQLite under STATE_DIR."""
+    default_queue: str = "prodgraph"
+    """Task queue of workflows and light activities."""
+    cad_queue: str = "cad"
+    """Task queue of OCP jobs."""
+    render_queue: str = "render"
+    """Task queue of Blender jobs."""
+    render_concurrency: int = 1
+    """Blender jobs one worker runs at once (each is a whole child process)."""
+    cad_concurrency: int = 2
+    """OCP jobs one worker runs at once."""
+    job_memory_limit_mb: int = 8192
+    """Address-space limit of a child job, so one bad file cannot starve the machine."""
+
+    def artifact_root(self) -> Path:
+        """Resolved artifact store directory."""
+        return (self.artifact_dir or self.state_dir / "artifacts").resolve()
+
+    def database(self) -> str:
+        """Resolved database URL."""
+        return self.database_url or f"sqlite:///{(self.state_dir / 'prodgraph.db').resolve()}"
+
+    def queue_for(self, name: str) -> str:
+        """Concrete task queue name for a logical queue (default, cad, render)."""
+        return {"default": self.default_queue, "cad": self.cad_queue,
+                "render": self.render_queue}[name]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

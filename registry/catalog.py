@@ -1,0 +1,75 @@
+"""The one explicit catalogue of production modules: the single source for worker, API and editor."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from functools import cached_property, lru_cache
+from typing import Any
+
+from activities.cad import CadActivities
+from activities.module import ModuleSpec, module_spec
+from activities.render import RenderActivities
+from registry.families import CadFileEntry, Family, OrderLineEntry
+from registry.node_definition import NodeDefinition
+
+MODULES: tuple[Callable[..., Any], ...] = (
+    CadActivities.resolve_step_path,
+    CadActivities.extract_objects,
+    CadActivities.export_glb,
+    CadActivities.compute_bbox,
+    RenderActivities.blender_still,
+)
+
+#: Which produced artifact role satisfies which sold artifact kind.
+ARTIFACT_KIND_ROLES = {
+    "still_image": "still",
+    "turntable_video": "turntable",
+    "production_blend": "blend",
+    "preview_thumbnail": "thumbnail",
+    "cad_intake": "glb",
+}
+
+
+class Catalog:
+    """Node definitions by step, the families, and a content hash (ETag) of it all."""
+
+    def __init__(self, modules: tuple[Callable[..., Any], ...]):
+        self.specs: dict[str, ModuleSpec] = {}
+        for fn in modules:
+            spec = module_spec(fn)
+            if spec.key in self.specs:
+                raise ValueError(f"module key {spec.key!r} is registered twice")
+            self.specs[spec.key] = spec
+        self.definitions = {key: NodeDefinition.from_spec(spec) for key, spec in self.specs.items()}
+        self.families = {
+            "cad_file": Family("cad_file", "CAD intake", CadFileEntry, self._palette("cad_file"),
+                               ("cad_intake",), ("the STEP file exists and is readable",)),
+            "order_line": Family("order_line", "Order rendering", OrderLineEntry,
+                                 self._palette("order_line"),
+                                 ("still_image", "turntable_video", "production_blend",
+                                  "preview_thumbnail"),
+                                 ("the CAD file's intake completed: GLB and bbox exist",)),
+        }
+
+    def _palette(self, family: str) -> tuple[str, ...]:
+        return tuple(sorted(key for key, spec in self.specs.items() if family in spec.families))
+
+    @cached_property
+    def version(self) -> str:
+        """Content hash of every node definition: changes whenever a contract changes."""
+        document = [definition.model_dump(mode="json") for definition in self.list()]
+        payload = json.dumps(document, sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()[:16]
+
+    def list(self, family: str | None = None) -> list[NodeDefinition]:
+        """Definitions, optionally of one family, sorted by step."""
+        return [definition for key, definition in sorted(self.definitions.items())
+                if family is None or family in definition.families]
+
+
+@lru_cache
+def default_catalog() -> Catalog:
+    """The production catalogue."""
+    return Catalog(MODULES)

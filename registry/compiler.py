@@ -1,0 +1,119 @@
+"""Compile a definition plus overrides into a pinned execution plan that explains its parameters."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from pydantic import ValidationError
+
+from prodgraph.errors import InvalidDefinitionError
+from registry.catalog import Catalog
+from registry.definition import WorkflowDefinition
+from registry.plan import ExecutionPlan, ParamSource, PlanNode, PlanRetry, PortBinding
+from registry.validation import resolve_input, topological_order, validate_definition
+
+
+def compile_plan(
+    definition: WorkflowDefinition,
+    catalog: Catalog,
+    profile_overrides: dict[str, Any] | None = None,
+    invocation_params: dict[str, Any] | None = None,
+) -> ExecutionPlan:
+    """Validate and compile; overrides apply by parameter name to every node that has it.
+
+    Args:
+        definition: the workflow definition (pinned snapshot).
+        catalog: the module catalogue.
+        profile_overrides: the output type's invocation overrides (None values are skipped).
+        invocation_params: per-invocation values (e.g. CLI flags); win over everything.
+    """
+    report = validate_definition(definition, catalog)
+    if not report.valid:
+        raise InvalidDefinitionError(
+            f"workflow {definition.id!r} is invalid: {report.errors[0].message}",
+            problems=[problem.model_dump() for problem in report.errors])
+    layers = [("profile_override", _present(profile_overrides)),
+              ("invocation", _present(invocation_params))]
+    _check_override_targets(definition, catalog, layers)
+    edges = [(edge.source, edge.target) for edge in definition.edges]
+    order = topological_order([node.id for node in definition.nodes], edges) or []
+    producers = _producers(definition, catalog)
+    entry_fields = catalog.families[definition.family].entry_fields()
+    nodes = [_plan_node(definition, catalog, node_id, edges, producers, entry_fields, layers)
+             for node_id in order]
+    return ExecutionPlan(workflow_id=definition.id, workflow_version=definition.version,
+                         family=definition.family, catalog_version=catalog.version, nodes=nodes)
+
+
+def _plan_node(definition, catalog, node_id, edges, producers, entry_fields, layers) -> PlanNode:
+    node = definition.node(node_id)
+    spec = catalog.specs[node.step]
+    params, sources = _effective_params(node.id, spec.params_model, node.params, layers)
+    inputs = {}
+    for field in spec.data_inputs():
+        source, problem = resolve_input(node_id, field, producers, edges, entry_fields)
+        if not problem:
+            inputs[field] = PortBinding(source_node=source, field=field)
+    defaults = spec.retry
+    retry = PlanRetry(
+        max_attempts=node.retry.max_attempts or defaults.max_attempts,
+        initial_interval_s=node.retry.initial_interval_s or defaults.initial_interval_s,
+        backoff=node.retry.backoff or defaults.backoff,
+        max_interval_s=node.retry.max_interval_s or defaults.max_interval_s)
+    return PlanNode(
+        id=node.id, step=node.step, module_key=spec.key, task_queue=spec.task_queue,
+        depends_on=sorted(source for source, target in edges if target == node_id),
+        inputs=inputs, params=params, param_sources=sources, retry=retry,
+        timeout_s=node.timeout_s or spec.timeout_s, on_failure=node.on_failure)
+
+
+def _effective_params(node_id, params_model, node_params, layers):
+    values: dict[str, Any] = {}
+    sources: dict[str, ParamSource] = {}
+    for name, info in params_model.model_fields.items():
+        if not info.is_required():
+            values[name], sources[name] = info.get_default(call_default_factory=True), \
+                "module_default"
+    for name, value in node_params.items():
+        values[name], sources[name] = value, "node_param"
+    for source, overrides in layers:
+        for name, value in overrides.items():
+            if name in params_model.model_fields:
+                values[name], sources[name] = value, source
+    try:
+        validated = params_model.model_validate(values).model_dump(mode="json")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(map(str, first["loc"]))
+        raise InvalidDefinitionError(
+            f"node {node_id!r}: parameter {field} ({sources.get(field, 'value')}) "
+            f"{first['msg']}",
+            problems=[{"code": "invalid_params", "node_id": node_id, "path": f"params.{field}",
+                       "message": first["msg"]}]) from None
+    return validated, sources
+
+
+def _check_override_targets(definition, catalog, layers) -> None:
+    known = {name for node in definition.nodes
+             for name in catalog.specs[node.step].params_model.model_fields}
+    for source, overrides in layers:
+        for name in overrides:
+            if name not in known:
+                raise InvalidDefinitionError(
+                    f"{source} {name!r} targets no parameter of workflow {definition.id!r}",
+                    problems=[{"code": "unknown_override", "node_id": None, "path": name,
+                               "message": f"no node of {definition.id!r} has parameter "
+                                          f"{name!r}"}])
+
+
+def _producers(definition: WorkflowDefinition, catalog: Catalog) -> dict[str, list[str]]:
+    producers: dict[str, list[str]] = defaultdict(list)
+    for node in definition.nodes:
+        for field in catalog.specs[node.step].data_outputs():
+            producers[field].append(node.id)
+    return producers
+
+
+def _present(values: dict[str, Any] | None) -> dict[str, Any]:
+    return {key: value for key, value in (values or {}).items() if value is not None}

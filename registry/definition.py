@@ -1,0 +1,65 @@
+"""The workflow-definition model: a canonical JSON DAG of nodes that wrap modules."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FamilyName = Literal["cad_file", "order_line"]
+
+
+class NodeRetry(BaseModel):
+    """Per-node retry policy; unset fields fall back to the module's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int | None = Field(None, ge=1, le=100)
+    initial_interval_s: float | None = Field(None, gt=0, le=3600)
+    backoff: float | None = Field(None, ge=1, le=10)
+    max_interval_s: float | None = Field(None, gt=0, le=86400)
+
+
+class WorkflowNode(BaseModel):
+    """A node: which step runs, with which parameters, retry and failure policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=128)
+    step: str
+    params: dict[str, Any] = {}
+    ui: dict[str, Any] = {}
+    retry: NodeRetry = NodeRetry()
+    on_failure: Literal["fail_run", "wait_for_operator"] = "fail_run"
+    timeout_s: float | None = Field(None, gt=0, le=86400)
+
+
+class WorkflowEdge(BaseModel):
+    """A dependency: target runs after source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    target: str
+
+
+class WorkflowDefinition(BaseModel):
+    """A versioned DAG of nodes belonging to one family."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=128)
+    version: int = Field(ge=1)
+    family: FamilyName
+    name: str
+    description: str = ""
+    migration_graph: bool = False
+    """Accept nodes of several families (visible migration graphs only)."""
+    catalog_version: str | None = None
+    """Catalogue ETag the definition was last validated against."""
+    nodes: list[WorkflowNode]
+    edges: list[WorkflowEdge] = []
+
+    def node(self, node_id: str) -> WorkflowNode:
+        """The node with this id."""
+        return next(node for node in self.nodes if node.id == node_id)

