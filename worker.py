@@ -14,13 +14,16 @@ from temporalio.worker import Worker
 from activities.artifacts import LocalArtifactStore
 from activities.cad import CadActivities
 from activities.child_process import ChildJobRunner
+from activities.materials import MaterialActivities
 from activities.module import module_spec
+from activities.output import OutputActivities
 from activities.render import RenderActivities
 from prodgraph.settings import Settings, get_settings
 from registry.catalog import default_catalog
 from workflows.graph import GraphWorkflow
+from workflows.legacy import LegacyPipelineWorkflow
 
-WORKFLOWS = [GraphWorkflow]
+WORKFLOWS = [GraphWorkflow, LegacyPipelineWorkflow]
 QUEUES = ("default", "cad", "render")
 
 
@@ -28,7 +31,8 @@ def activity_implementations(settings: Settings) -> list[Callable]:
     """Every catalogue module, bound to this process's store and job runner."""
     store = LocalArtifactStore(settings.artifact_root())
     jobs = ChildJobRunner(memory_limit_mb=settings.job_memory_limit_mb)
-    instances = [CadActivities(store, jobs), RenderActivities(store, jobs)]
+    instances = [CadActivities(store, jobs), MaterialActivities(), RenderActivities(store, jobs),
+                 OutputActivities(store, settings.publish_root())]
     bound = {module_spec(method).key: method for instance in instances
              for method in _module_methods(instance)}
     return [bound[key] for key in default_catalog().specs]

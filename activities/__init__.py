@@ -1,1 +1,1 @@
-"""Production modules: typed operations registered as Temporal activities, and their artifact store."""
+"""Production modules: typed operations registered as Temporal activities; the artifact store."""

@@ -1,8 +1,8 @@
-"""Render modules: Blender stills, turntables and production .blend files, each in a child process."""
+"""Render modules: templates, Blender stills, turntables, production .blend files and thumbnails."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.exceptions import ApplicationError
@@ -10,6 +10,7 @@ from temporalio.exceptions import ApplicationError
 from activities.artifacts import ArtifactRef, LocalArtifactStore
 from activities.cad import BBox
 from activities.child_process import ChildJobRunner, JobFailure
+from activities.materials import Material
 from activities.module import RetryDefaults, production_module
 
 CONTRACT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
@@ -20,8 +21,31 @@ Engine = Literal["cycles", "eevee", "workbench"]
 CameraPreset = Literal["front_three_quarter", "front", "top", "iso"]
 
 
-class BlenderStillParams(BaseModel):
-    """How the still is rendered."""
+class RenderTemplate(BaseModel):
+    """The look of a render: backdrop, lighting and default camera."""
+
+    model_config = CONTRACT
+
+    name: str
+    """Template name."""
+    background: str = Field(pattern=r"^#[0-9a-fA-F]{6}$")
+    """Backdrop colour (sRGB hex)."""
+    light_strength: float = Field(ge=0.1, le=10)
+    """Multiplier on the studio lights."""
+    camera_preset: CameraPreset = "front_three_quarter"
+    """Camera placement unless the node sets one."""
+
+
+TEMPLATES: dict[str, RenderTemplate] = {template.name: template for template in (
+    RenderTemplate(name="studio_grey", background="#bfc3c7", light_strength=1.0),
+    RenderTemplate(name="studio_white", background="#f4f4f2", light_strength=1.1),
+    RenderTemplate(name="studio_dark", background="#2b2d30", light_strength=1.3),
+)}
+TemplateName = Literal["studio_grey", "studio_white", "studio_dark"]
+
+
+class RenderSettings(BaseModel):
+    """What every Blender output shares: engine, size, samples, film, camera."""
 
     model_config = CONTRACT
 
@@ -35,16 +59,14 @@ class BlenderStillParams(BaseModel):
     """Samples per pixel (Cycles, EEVEE)."""
     transparent_background: bool = False
     """Transparent film instead of the studio backdrop."""
-    image_format: Literal["png", "jpeg"] = "png"
-    """Output image format."""
     denoise: bool = False
     """Denoise the render."""
-    camera_preset: CameraPreset = "front_three_quarter"
-    """Camera placement around the bounding box."""
+    camera_preset: CameraPreset | None = None
+    """Camera placement around the bounding box; None takes the template's."""
 
 
-class BlenderStillInput(BaseModel):
-    """The intake's GLB and bounding box, and render parameters."""
+class SceneInputs(BaseModel):
+    """The intake's GLB and bounding box, and the optional look."""
 
     model_config = CONTRACT
 
@@ -52,6 +74,57 @@ class BlenderStillInput(BaseModel):
     """The part as GLB."""
     bbox: BBox
     """Bounding box used to frame the camera and size the lights."""
+    material_map: dict[str, Material] | None = None
+    """Part name → material, from materials.resolve_map; CAD colours otherwise."""
+    render_template: RenderTemplate | None = None
+    """From render.resolve_template; the default studio otherwise."""
+
+
+# --- render.resolve_template -------------------------------------------------------------
+
+
+class ResolveTemplateParams(BaseModel):
+    """Which template an order line renders with."""
+
+    model_config = CONTRACT
+
+    template: TemplateName = "studio_grey"
+    """Template name."""
+
+
+class ResolveTemplateInput(BaseModel):
+    """Nothing but the choice of template."""
+
+    model_config = CONTRACT
+
+    product_category: str | None = None
+    """Product category of the part (reserved for per-category templates)."""
+    params: ResolveTemplateParams = ResolveTemplateParams()
+    """Module parameters."""
+
+
+class ResolveTemplateOutput(BaseModel):
+    """The resolved template."""
+
+    model_config = CONTRACT
+
+    render_template: RenderTemplate
+    """Backdrop, lighting, camera."""
+
+
+# --- render.blender_still ----------------------------------------------------------------
+
+
+class BlenderStillParams(RenderSettings):
+    """How the still is rendered."""
+
+    image_format: Literal["png", "jpeg"] = "png"
+    """Output image format."""
+
+
+class BlenderStillInput(SceneInputs):
+    """Scene inputs and still parameters."""
+
     params: BlenderStillParams = BlenderStillParams()
     """Module parameters."""
 
@@ -67,6 +140,99 @@ class BlenderStillOutput(BaseModel):
     """Wall time Blender spent rendering."""
 
 
+# --- render.blender_turntable ------------------------------------------------------------
+
+
+class BlenderTurntableParams(RenderSettings):
+    """How the turntable is animated and rendered."""
+
+    width: int = Field(1280, ge=16, le=16384)
+    """Output width in pixels."""
+    height: int = Field(720, ge=16, le=16384)
+    """Output height in pixels."""
+    samples: int = Field(32, ge=1, le=65536)
+    """Samples per pixel per frame."""
+    frame_count: int = Field(36, ge=2, le=10000)
+    """Frames in the video."""
+    fps: int = Field(24, ge=1, le=240)
+    """Frames per second."""
+    turntable_degrees: float = Field(360.0, gt=0, le=3600)
+    """Rotation over the whole video."""
+
+
+class BlenderTurntableInput(SceneInputs):
+    """Scene inputs and turntable parameters."""
+
+    params: BlenderTurntableParams = BlenderTurntableParams()
+    """Module parameters."""
+
+
+class BlenderTurntableOutput(BaseModel):
+    """The turntable video."""
+
+    model_config = CONTRACT
+
+    turntable: ArtifactRef
+    """MP4 (H.264)."""
+    render_seconds: float
+    """Wall time Blender spent rendering."""
+
+
+# --- render.export_blend -----------------------------------------------------------------
+
+
+class ExportBlendParams(RenderSettings):
+    """Render settings saved into the production .blend."""
+
+
+class ExportBlendInput(SceneInputs):
+    """Scene inputs and the settings to save with it."""
+
+    params: ExportBlendParams = ExportBlendParams()
+    """Module parameters."""
+
+
+class ExportBlendOutput(BaseModel):
+    """The production .blend file, ready for an artist."""
+
+    model_config = CONTRACT
+
+    blend: ArtifactRef
+    """The .blend file."""
+
+
+# --- render.thumbnail --------------------------------------------------------------------
+
+
+class ThumbnailParams(BaseModel):
+    """Size of the preview thumbnail."""
+
+    model_config = CONTRACT
+
+    max_size: int = Field(256, ge=16, le=2048)
+    """Longest side in pixels; the aspect ratio is kept."""
+
+
+class ThumbnailInput(BaseModel):
+    """The still to shrink."""
+
+    model_config = CONTRACT
+
+    still: ArtifactRef
+    """The rendered still."""
+    params: ThumbnailParams = ThumbnailParams()
+    """Module parameters."""
+
+
+class ThumbnailOutput(BaseModel):
+    """The preview thumbnail."""
+
+    model_config = CONTRACT
+
+    thumbnail: ArtifactRef
+    """PNG thumbnail."""
+
+
 class RenderActivities:
     """The render modules, bound to an artifact store and a child-job runner."""
 
@@ -74,22 +240,71 @@ class RenderActivities:
         self.store = store
         self.jobs = jobs
 
+    @production_module("render.resolve_template", families=("order_line",),
+                       label="Resolve render template", category="render", timeout_s=30,
+                       legacy_source="legacy.render_template", ui=RENDER_UI)
+    async def resolve_template(self, input: ResolveTemplateInput) -> ResolveTemplateOutput:
+        """Pick the render template (backdrop, lights, camera) for the order line."""
+        return ResolveTemplateOutput(render_template=TEMPLATES[input.params.template])
+
     @production_module("render.blender_still", families=("order_line",), label="Blender still",
                        category="render", task_queue="render", timeout_s=1800, retry=RENDER_RETRY,
                        legacy_source="legacy.render_still", ui=RENDER_UI)
     async def blender_still(self, input: BlenderStillInput) -> BlenderStillOutput:
-        """Render a studio-lit still of the part with Cycles, camera framed on the bounding box."""
-        params = input.params
-        suffix = ".jpg" if params.image_format == "jpeg" else ".png"
-        scratch = self.store.scratch_dir()
-        output = scratch / f"still{suffix}"
-        request = {"glb_path": str(self.store.path_of(input.glb)), "output_path": str(output),
-                   "bbox": input.bbox.model_dump(), **params.model_dump()}
-        result = await self._blender_job("still", request, timeout_s=1800)
-        ref = self.store.put_file(output, role="still")
-        output.unlink(missing_ok=True)
-        scratch.rmdir()
+        """Render a studio-lit still of the part, camera framed on the bounding box."""
+        suffix = ".jpg" if input.params.image_format == "jpeg" else ".png"
+        ref, result = await self._render("still", input, suffix, role="still", timeout_s=1800)
         return BlenderStillOutput(still=ref, render_seconds=result.get("render_seconds", 0.0))
+
+    @production_module("render.blender_turntable", families=("order_line",),
+                       label="Blender turntable", category="render", task_queue="render",
+                       timeout_s=7200, retry=RENDER_RETRY, legacy_source="legacy.render_turntable",
+                       ui=RENDER_UI)
+    async def blender_turntable(self, input: BlenderTurntableInput) -> BlenderTurntableOutput:
+        """Render the part turning on its vertical axis to an H.264 MP4."""
+        ref, result = await self._render("turntable", input, ".mp4", role="turntable",
+                                         timeout_s=7200)
+        return BlenderTurntableOutput(turntable=ref,
+                                      render_seconds=result.get("render_seconds", 0.0))
+
+    @production_module("render.export_blend", families=("order_line",),
+                       label="Export production .blend", category="render", task_queue="render",
+                       timeout_s=900, retry=RENDER_RETRY, legacy_source="legacy.export_blend",
+                       ui=RENDER_UI)
+    async def export_blend(self, input: ExportBlendInput) -> ExportBlendOutput:
+        """Save the lit, framed scene as a production .blend file."""
+        ref, _ = await self._render("blend", input, ".blend", role="blend", timeout_s=900)
+        return ExportBlendOutput(blend=ref)
+
+    @production_module("render.thumbnail", families=("order_line",), label="Preview thumbnail",
+                       category="render", timeout_s=60, legacy_source="legacy.thumbnail",
+                       ui=RENDER_UI)
+    async def thumbnail(self, input: ThumbnailInput) -> ThumbnailOutput:
+        """Shrink the still to a PNG preview thumbnail."""
+        from PIL import Image
+
+        scratch = self.store.scratch_dir()
+        output = scratch / "thumbnail.png"
+        try:
+            with Image.open(self.store.path_of(input.still)) as image:
+                image.thumbnail((input.params.max_size, input.params.max_size))
+                image.save(output, format="PNG")
+            return ThumbnailOutput(thumbnail=self.store.put_file(output, role="thumbnail"))
+        finally:
+            output.unlink(missing_ok=True)
+            scratch.rmdir()
+
+    async def _render(self, op: str, input: SceneInputs, suffix: str, role: str,
+                      timeout_s: float) -> tuple[ArtifactRef, dict]:
+        scratch = self.store.scratch_dir()
+        output = scratch / f"{role}{suffix}"
+        try:
+            result = await self._blender_job(op, _scene_request(self.store, input, output),
+                                              timeout_s)
+            return self.store.put_file(output, role=role), result
+        finally:
+            output.unlink(missing_ok=True)
+            scratch.rmdir()
 
     async def _blender_job(self, op: str, request: dict, timeout_s: float) -> dict:
         try:
@@ -97,3 +312,14 @@ class RenderActivities:
         except JobFailure as failure:
             raise ApplicationError(failure.message, type=failure.code,
                                    non_retryable=not failure.retryable) from None
+
+
+def _scene_request(store: LocalArtifactStore, input: SceneInputs, output) -> dict[str, Any]:
+    params = input.params.model_dump()
+    template = input.render_template or TEMPLATES["studio_grey"]
+    params["camera_preset"] = params["camera_preset"] or template.camera_preset
+    materials = {name: material.model_dump() for name, material in
+                 (input.material_map or {}).items()}
+    return {"glb_path": str(store.path_of(input.glb)), "output_path": str(output),
+            "bbox": input.bbox.model_dump(), "material_map": materials,
+            "template": template.model_dump(), **params}

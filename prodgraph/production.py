@@ -17,6 +17,7 @@ from workflows.graph import GraphRunResult
 
 INTAKE_WORKFLOW = "cad-intake-v1"
 STILL_WORKFLOW = "order-still-v1"
+DELIVERABLE_ROLES = ("still", "turntable", "blend", "thumbnail")
 
 
 async def produce(session: TemporalSession, step_path: Path, out_dir: Path, *, render: bool,
@@ -47,7 +48,7 @@ async def produce(session: TemporalSession, step_path: Path, out_dir: Path, *, r
         workflow_id, rendered = await run_plan(session, plan, entry, on_progress)
         _record(report, session, workflow_id, rendered)
         refs += [ref for output in rendered.outputs.values() for ref in _artifact_refs(output)
-                 if ref["role"] != "glb"]
+                 if ref["role"] in DELIVERABLE_ROLES]
     store = LocalArtifactStore(session.settings.artifact_root())
     report["artifacts"] = [_deliver(store, ArtifactRef(**ref), out_dir, step_path.stem)
                            for ref in refs]

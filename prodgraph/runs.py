@@ -27,6 +27,10 @@ class TemporalSession:
     ui_url: str | None
     settings: Settings
 
+    def task_queues(self) -> dict[str, str]:
+        """Logical queue → concrete task queue name, as workflows need them."""
+        return {name: self.settings.queue_for(name) for name in ("default", "cad", "render")}
+
     def workflow_url(self, workflow_id: str) -> str | None:
         """Link to a workflow run in the Temporal Web UI."""
         if not self.ui_url:
@@ -59,12 +63,11 @@ async def run_plan(session: TemporalSession, plan: ExecutionPlan, entry: dict[st
                    on_progress: ProgressCallback | None = None,
                    workflow_id: str | None = None) -> tuple[str, GraphRunResult]:
     """Run a plan to the end; report each node's status change through on_progress."""
-    settings = session.settings
     workflow_id = workflow_id or f"{plan.workflow_id}-{uuid.uuid4().hex[:12]}"
-    queues = {name: settings.queue_for(name) for name in ("default", "cad", "render")}
     handle = await session.client.start_workflow(
-        GraphWorkflow.run, GraphRunInput(plan=plan, entry=entry, task_queues=queues),
-        id=workflow_id, task_queue=settings.default_queue)
+        GraphWorkflow.run,
+        GraphRunInput(plan=plan, entry=entry, task_queues=session.task_queues()),
+        id=workflow_id, task_queue=session.settings.default_queue)
     result_task = asyncio.ensure_future(handle.result())
     seen: dict[str, str] = {}
     while not result_task.done():

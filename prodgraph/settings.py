@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     """Where the embedded server keeps its SQLite file, and the default artifact store."""
     artifact_dir: Path | None = None
     """Content-addressed artifact store root; defaults to STATE_DIR/artifacts."""
+    publish_dir: Path | None = None
+    """Where output.publish_asset delivers; defaults to STATE_DIR/published."""
     database_url: str | None = None
     """SQLModel database URL; defaults to SQLite under STATE_DIR."""
     default_queue: str = "prodgraph"
@@ -41,6 +43,10 @@ class Settings(BaseSettings):
     def artifact_root(self) -> Path:
         """Resolved artifact store directory."""
         return (self.artifact_dir or self.state_dir / "artifacts").resolve()
+
+    def publish_root(self) -> Path:
+        """Resolved publish directory."""
+        return (self.publish_dir or self.state_dir / "published").resolve()
 
     def database(self) -> str:
         """Resolved database URL."""

@@ -9,7 +9,9 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from activities.cad import CadActivities
+from activities.materials import MaterialActivities
 from activities.module import ModuleSpec, module_spec
+from activities.output import OutputActivities
 from activities.render import RenderActivities
 from registry.families import CadFileEntry, Family, OrderLineEntry
 from registry.node_definition import NodeDefinition
@@ -19,7 +21,15 @@ MODULES: tuple[Callable[..., Any], ...] = (
     CadActivities.extract_objects,
     CadActivities.export_glb,
     CadActivities.compute_bbox,
+    MaterialActivities.auto_populate,
+    MaterialActivities.resolve_map,
+    RenderActivities.resolve_template,
     RenderActivities.blender_still,
+    RenderActivities.blender_turntable,
+    RenderActivities.export_blend,
+    RenderActivities.thumbnail,
+    OutputActivities.publish_asset,
+    OutputActivities.notify,
 )
 
 #: Which produced artifact role satisfies which sold artifact kind.

@@ -49,7 +49,7 @@ def compile_plan(
 def _plan_node(definition, catalog, node_id, edges, producers, entry_fields, layers) -> PlanNode:
     node = definition.node(node_id)
     spec = catalog.specs[node.step]
-    params, sources = _effective_params(node.id, spec.params_model, node.params, layers)
+    params, sources = effective_params(node.id, spec.params_model, node.params, layers)
     inputs = {}
     for field in spec.data_inputs():
         source, problem = resolve_input(node_id, field, producers, edges, entry_fields)
@@ -68,7 +68,9 @@ def _plan_node(definition, catalog, node_id, edges, producers, entry_fields, lay
         timeout_s=node.timeout_s or spec.timeout_s, on_failure=node.on_failure)
 
 
-def _effective_params(node_id, params_model, node_params, layers):
+def effective_params(node_id: str, params_model, node_params: dict[str, Any],
+                     layers: list[tuple[ParamSource, dict[str, Any]]]):
+    """Defaults, then node params, then each override layer; validated, with provenance."""
     values: dict[str, Any] = {}
     sources: dict[str, ParamSource] = {}
     for name, info in params_model.model_fields.items():

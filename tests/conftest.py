@@ -46,3 +46,36 @@ def step_fixture():
         return path
 
     return find
+
+
+@pytest.fixture(scope="session")
+def validate_gltf():
+    """Run the Khronos glTF validator (npm gltf-validator) on a file; return its report."""
+    import json
+    import shutil
+    import subprocess
+
+    script = REPO_ROOT / "tools" / "gltf-validator" / "validate.mjs"
+    assert shutil.which("node"), "node is required for the Khronos glTF validator (make install)"
+
+    def validate(path: Path) -> dict:
+        completed = subprocess.run(["node", str(script), str(path)], capture_output=True,
+                                   text=True, check=True, timeout=120)
+        return json.loads(completed.stdout)
+
+    return validate
+
+
+@pytest.fixture
+async def session(temporal_env, settings):
+    """A TemporalSession on the shared dev server, with this test's in-process workers."""
+    import asyncio
+
+    from prodgraph.runs import TemporalSession
+    from worker import build_workers
+
+    workers = build_workers(temporal_env.client, settings)
+    tasks = [asyncio.create_task(worker.run()) for worker in workers]
+    yield TemporalSession(temporal_env.client, None, settings)
+    await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -126,7 +126,7 @@ class GraphWorkflow:
                 state.status = "completed"
                 return result
             except ActivityError as error:
-                state.error = _node_error(node.id, error)
+                state.error = node_error(node.id, error)
                 state.attempts += 1
             if node.on_failure != "wait_for_operator":
                 state.status = "failed"
@@ -159,7 +159,7 @@ class GraphWorkflow:
         )
 
 
-def _node_error(node_id: str, error: ActivityError) -> NodeError:
+def node_error(node_id: str, error: ActivityError) -> NodeError:
     cause = error.cause
     if isinstance(cause, ApplicationError):
         return NodeError(code=cause.type or "activity_failed", message=cause.message,

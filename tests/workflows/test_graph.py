@@ -1,4 +1,4 @@
-"""The graph interpreter on a real Temporal server, with stand-in activities under production names."""
+"""The graph interpreter on a real Temporal server, with stand-ins under production names."""
 
 from __future__ import annotations
 

@@ -1,0 +1,76 @@
+"""The legacy pipeline's fixed chain, with parameters from the adapter's overrides and provenance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from output_profiles.invocation import ArtifactKind
+from registry.catalog import Catalog
+from registry.compiler import effective_params
+from registry.plan import ParamSource
+
+#: The render module the legacy pipeline calls for each artifact kind.
+RENDER_STEP = {
+    ArtifactKind.still_image: "render.blender_still",
+    ArtifactKind.turntable_video: "render.blender_turntable",
+    ArtifactKind.production_blend: "render.export_blend",
+}
+INTAKE_CHAIN = ("cad.resolve_step_path", "cad.extract_objects", "cad.export_glb",
+                "cad.compute_bbox")
+LOOK_CHAIN = ("materials.auto_populate", "materials.resolve_map", "render.resolve_template")
+DELIVERY_CHAIN = ("output.publish_asset", "output.notify")
+
+
+class LegacyStepCall(BaseModel):
+    """One module call of the legacy chain, resolved."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    module_key: str
+    task_queue: str
+    timeout_s: float
+    params: dict[str, Any]
+    param_sources: dict[str, ParamSource]
+
+
+class LegacyPlan(BaseModel):
+    """The hard-coded chain for one order line: which render, which params."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    artifact_kind: ArtifactKind
+    render_step: str
+    thumbnail: bool
+    steps: dict[str, LegacyStepCall]
+
+    def call(self, module_key: str) -> LegacyStepCall:
+        """The resolved call of one module."""
+        return self.steps[module_key]
+
+
+def legacy_plan(artifact_kind: ArtifactKind, overrides: dict[str, Any], catalog: Catalog,
+                invocation_params: dict[str, Any] | None = None) -> LegacyPlan:
+    """Resolve every call of the legacy chain for this artifact kind."""
+    render_step = RENDER_STEP.get(ArtifactKind(artifact_kind), "render.blender_still")
+    thumbnail = bool(overrides.get("preview_thumbnail")) or \
+        artifact_kind == ArtifactKind.preview_thumbnail
+    chain = [*INTAKE_CHAIN, *LOOK_CHAIN, render_step,
+             *(["render.thumbnail"] if thumbnail else []), *DELIVERY_CHAIN]
+    layers = [("profile_override", _present(overrides)),
+              ("invocation", _present(invocation_params or {}))]
+    steps = {}
+    for key in chain:
+        spec = catalog.specs[key]
+        params, sources = effective_params(key, spec.params_model, {}, layers)
+        steps[key] = LegacyStepCall(module_key=key, task_queue=spec.task_queue,
+                                    timeout_s=spec.timeout_s, params=params,
+                                    param_sources=sources)
+    return LegacyPlan(artifact_kind=artifact_kind, render_step=render_step,
+                      thumbnail=thumbnail, steps=steps)
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items()
+            if value is not None and key != "preview_thumbnail"}
