@@ -73,8 +73,11 @@ def _produce(args: argparse.Namespace) -> int:
         print(f"[{SYMBOLS.get(state.status, '?')}] {workflow_id} {node_id}: {state.status}"
               f"{detail}", file=sys.stderr if args.json else sys.stdout, flush=True)
 
+    settings = get_settings()
+    _log_to_file(settings.state_dir / "prodgraph.log")
+
     async def run() -> dict:
-        async with temporal_session(get_settings()) as session:
+        async with temporal_session(settings) as session:
             return await produce(session, args.step_file, args.out, render=args.render,
                                  invocation_params=invocation, on_progress=progress)
 
@@ -84,6 +87,16 @@ def _produce(args: argparse.Namespace) -> int:
     else:
         _print_summary(report)
     return 0 if report["status"] == "completed" else 1
+
+
+def _log_to_file(path: Path) -> None:
+    """Worker and SDK logs (activity tracebacks included) go to a file, not the user's terminal."""
+    import logging
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
 def _print_summary(report: dict) -> None:

@@ -1,0 +1,86 @@
+"""Dispatch decisions: legacy fallback, graph with provenance, shadow refused — no Temporal needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from legacy_adapter.mapping import map_legacy_settings
+from output_profiles.dispatch import DispatchError, plan_dispatch
+from output_profiles.models import OutputTypeCreate
+from prodgraph.errors import InvalidDefinitionError
+from registry.catalog import default_catalog
+from registry.starters import starter
+
+CATALOGUE_STILL = {"renderer": "cycles", "render_backend": "celery", "resolution": "1920x1080",
+                   "samples": 64, "transparent_bg": False, "file_format": "PNG",
+                   "camera_preset": "front_three_quarter"}
+
+
+def output_type(**fields) -> OutputTypeCreate:
+    """A complete still output type, changed by `fields`."""
+    mapping = map_legacy_settings(CATALOGUE_STILL)
+    base = dict(slug="catalogue-still", name="Catalogue Still", family="order_line",
+                artifact_kinds=[mapping.artifact_kind],
+                overrides=mapping.overrides.model_dump(mode="json"),
+                legacy_render_settings=CATALOGUE_STILL, pricing_tier="A", categories=["bearings"])
+    return OutputTypeCreate(**{**base, **fields})
+
+
+def test_no_workflow_goes_to_the_legacy_pipeline_with_the_adapter_overrides():
+    plan = plan_dispatch(output_type(), None, default_catalog())
+    assert plan.route == "legacy"
+    assert plan.artifact_kinds == ["still_image"]
+    still = plan.effective()["render.blender_still"]
+    assert still.params["width"] == 1920 and still.params["camera_preset"] == "front_three_quarter"
+    assert still.param_sources["width"] == "profile_override"
+    assert still.param_sources["image_format"] == "profile_override"
+
+
+def test_graph_rollout_compiles_the_linked_workflow_and_records_provenance():
+    profile = output_type(rollout="graph", workflow_id="order-still-v1", workflow_version=1)
+    plan = plan_dispatch(profile, starter("order-still-v1"), default_catalog(),
+                         invocation_params={"samples": 4})
+    assert plan.route == "graph"
+    still = plan.effective()["render.blender_still"]
+    assert still.params["samples"] == 4 and still.param_sources["samples"] == "invocation"
+    assert still.params["width"] == 1920 and still.param_sources["width"] == "profile_override"
+    assert still.param_sources["denoise"] == "profile_override"
+    template = plan.effective()["render.resolve_template"]
+    assert template.param_sources["template"] == "module_default"
+
+
+def test_legacy_and_graph_rollouts_resolve_the_same_render_settings():
+    legacy = plan_dispatch(output_type(), None, default_catalog(), {"samples": 4})
+    graph = plan_dispatch(output_type(rollout="graph", workflow_id="order-still-v1"),
+                          starter("order-still-v1"), default_catalog(), {"samples": 4})
+    for module in ("render.blender_still", "materials.resolve_map", "render.resolve_template"):
+        assert legacy.effective()[module] == graph.effective()[module], module
+
+
+def test_shadow_rollout_is_refused_until_parity_verification_exists():
+    profile = output_type(rollout="shadow", workflow_id="order-still-v1")
+    with pytest.raises(DispatchError) as refused:
+        plan_dispatch(profile, starter("order-still-v1"), default_catalog())
+    assert refused.value.field == "rollout"
+    assert "shadow" in refused.value.message
+
+
+def test_graph_rollout_with_a_wrong_family_workflow_is_refused_naming_the_field():
+    profile = output_type(rollout="graph", workflow_id="cad-intake-v1")
+    with pytest.raises(DispatchError) as refused:
+        plan_dispatch(profile, starter("cad-intake-v1"), default_catalog())
+    assert refused.value.field in ("workflow_id", "artifact_kinds[0]")
+
+
+def test_an_invocation_param_out_of_range_names_node_and_field():
+    profile = output_type(rollout="graph", workflow_id="order-still-v1")
+    with pytest.raises(InvalidDefinitionError) as refused:
+        plan_dispatch(profile, starter("order-still-v1"), default_catalog(), {"width": 0})
+    assert refused.value.problems[0]["node_id"] == "still"
+    assert refused.value.problems[0]["path"] == "params.width"
+
+
+def test_inactive_output_types_are_not_dispatched():
+    with pytest.raises(DispatchError) as refused:
+        plan_dispatch(output_type(is_active=False), None, default_catalog())
+    assert refused.value.field == "is_active"
