@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("definition", type=Path)
     validate.add_argument("--json", action="store_true")
     validate.set_defaults(handler=_validate)
+    legacy = commands.add_parser("legacy", help="legacy output types").add_subparsers(
+        required=True, metavar="ACTION")
+    legacy_map = legacy.add_parser("map", help="map a legacy export to invocation profiles")
+    legacy_map.add_argument("export", type=Path)
+    legacy_map.add_argument("--json", action="store_true")
+    legacy_map.set_defaults(handler=_legacy_map)
     return parser
 
 
@@ -129,10 +135,7 @@ def _validate(args: argparse.Namespace) -> int:
     from registry.catalog import default_catalog
     from registry.validation import validate_document
 
-    try:
-        document = json.loads(args.definition.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ProdgraphError(f"cannot read {args.definition}: {error}") from None
+    document = _read_json(args.definition)
     report = validate_document(document, default_catalog())
     if args.json:
         print(report.model_dump_json())
@@ -141,6 +144,31 @@ def _validate(args: argparse.Namespace) -> int:
             print(f"{problem.code:<20} {problem.node_id or '-':<16} {problem.message}")
         print("valid" if report.valid else "invalid")
     return 0 if report.valid else 1
+
+
+def _legacy_map(args: argparse.Namespace) -> int:
+    from legacy_adapter.mapping import map_legacy_export
+
+    results = map_legacy_export(_read_json(args.export))
+    for result in results:
+        outcome = (f"error at {result['error']['key']}: {result['error']['message']}"
+                   if result["error"] else result["artifact_kind"])
+        print(f"{result['slug']:<32} {outcome}", file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        # Exactly the shape of expected_invocations.json; the messages went to stderr above.
+        for result in results:
+            if result["error"]:
+                result["error"] = {"key": result["error"]["key"]}
+        print(json.dumps(results, indent=1))
+    # A record the adapter cannot read is a finding in the output, not a failed command.
+    return 0
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ProdgraphError(f"cannot read {path}: {error}") from None
 
 
 def _fail(args: argparse.Namespace, error: dict) -> int:
