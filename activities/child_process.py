@@ -40,12 +40,20 @@ class ChildJobRunner:
     heartbeat_every_s: float = 2.0
 
     async def run(self, job: str, op: str, request: dict[str, Any], timeout_s: float) -> dict:
-        """Run one job op; return its result or raise JobFailure."""
+        """Run one job op; return its result or raise JobFailure.
+
+        Args:
+            job: module under activities.jobs (e.g. "step_job"), or a full dotted module path.
+            op: the operation the job dispatches on.
+            request: JSON-able request document.
+            timeout_s: wall-clock limit; the child is killed past it.
+        """
+        module = job if "." in job else f"activities.jobs.{job}"
         with tempfile.TemporaryDirectory(prefix=f"prodgraph-{job}-") as tmp:
             request_path, response_path = Path(tmp) / "request.json", Path(tmp) / "response.json"
             request_path.write_text(json.dumps(request))
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", f"activities.jobs.{job}", op,
+                sys.executable, "-m", module, op,
                 str(request_path), str(response_path),
                 cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
                 preexec_fn=self._limit_child, start_new_session=True,
