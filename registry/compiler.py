@@ -36,7 +36,7 @@ def compile_plan(
     layers = [("profile_override", _present(profile_overrides)),
               ("invocation", _present(invocation_params))]
     _check_override_targets(definition, catalog, layers)
-    edges = [(edge.source, edge.target) for edge in definition.edges]
+    edges = list(dict.fromkeys((edge.source, edge.target) for edge in definition.edges))
     order = topological_order([node.id for node in definition.nodes], edges) or []
     producers = _producers(definition, catalog)
     entry_fields = catalog.families[definition.family].entry_fields()

@@ -1,4 +1,4 @@
-"""Validation of workflow definitions: every problem at once, each with a code, a place and words."""
+"""Validation of workflow definitions: every problem at once, each with a code, place and words."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def validate_document(document: Any, catalog: Catalog) -> ValidationReport:
         errors = [Problem(code="invalid_shape", path=_json_path(error["loc"]),
                           node_id=_node_id_at(document, error["loc"]), message=error["msg"])
                   for error in exc.errors()]
-        return ValidationReport(valid=False, errors=errors, warnings=[],
+        return ValidationReport(valid=False, errors=_sorted(errors), warnings=[],
                                 catalog_version=catalog.version)
     return validate_definition(definition, catalog)
 
@@ -54,15 +54,15 @@ def validate_definition(definition: WorkflowDefinition, catalog: Catalog) -> Val
     warnings: list[Problem] = []
     index = _index_nodes(definition, errors)
     _check_size(definition, errors)
-    _check_steps(definition, catalog, errors, warnings)
     edges = _check_edges(definition, index, errors)
+    _check_steps(definition, catalog, edges, errors, warnings)
     order = topological_order(list(index), edges)
     if order is None:
         cycle = sorted(_nodes_on_cycles(list(index), edges))
         errors.append(Problem(code="cycle", node_id=cycle[0] if cycle else None,
                               message=f"the graph has a cycle through {', '.join(cycle)}"))
     else:
-        _check_bindings(definition, catalog, order, edges, errors)
+        _check_bindings(definition, catalog, index, order, edges, errors)
     _check_params(definition, catalog, errors)
     _check_connectivity(definition, edges, warnings)
     return ValidationReport(valid=not errors, errors=_sorted(errors), warnings=_sorted(warnings),
@@ -140,27 +140,53 @@ def _check_size(definition: WorkflowDefinition, errors: list[Problem]) -> None:
                               message="a workflow needs at least one node"))
 
 
-def _check_steps(definition: WorkflowDefinition, catalog: Catalog, errors: list[Problem],
+def _check_steps(definition: WorkflowDefinition, catalog: Catalog,
+                 edges: list[tuple[str, str]], errors: list[Problem],
                  warnings: list[Problem]) -> None:
-    foreign: list[str] = []
+    """Each foreign node gets exactly one code, chosen by what the author most likely got wrong.
+
+    No node in the family: the declared family is wrong (step_not_in_family on every node).
+    Otherwise a foreign entry node would receive another family's entry context
+    (wrong_family_entry, an error even in a migration graph), and a foreign node further
+    down makes the graph mixed (mixed_family: an error, a warning in a migration graph).
+    """
+    family = definition.family
+    has_parent = {target for _, target in edges}
+    foreign: list[tuple[int, str, str, tuple[str, ...]]] = []
+    any_native = False
     for position, node in enumerate(definition.nodes):
-        path = f"$.nodes[{position}].step"
         spec = catalog.specs.get(node.step)
         if spec is None:
-            errors.append(Problem(code="unknown_step", node_id=node.id, path=path,
+            errors.append(Problem(code="unknown_step", node_id=node.id,
+                                  path=f"$.nodes[{position}].step",
                                   message=f"step {node.step!r} is not in the catalogue"))
-        elif definition.family not in spec.families:
-            foreign.append(node.id)
-            target = warnings if definition.migration_graph else errors
-            target.append(Problem(
-                code="step_not_in_family", node_id=node.id, path=path,
-                message=f"step {node.step!r} belongs to {'/'.join(spec.families)}, not to "
-                        f"the {definition.family} family"))
-    if foreign and len(foreign) < len(definition.nodes):
-        target = warnings if definition.migration_graph else errors
-        target.append(Problem(code="mixed_family", node_id=foreign[0], path="$.family",
-                              message="nodes of several families in one graph; allowed only "
-                                      "with migration_graph: true"))
+        elif family in spec.families:
+            any_native = True
+        else:
+            foreign.append((position, node.id, node.step, spec.families))
+    for position, node_id, step, families in foreign:
+        path = f"$.nodes[{position}].step"
+        owners = "/".join(families)
+        if not any_native:
+            errors.append(Problem(
+                code="step_not_in_family", node_id=node_id, path=path,
+                message=f"step {step!r} belongs to {owners}, not to the {family} family's "
+                        f"palette, and no node of this graph does: is the family right?"))
+        elif node_id not in has_parent:
+            errors.append(Problem(
+                code="wrong_family_entry", node_id=node_id, path=path,
+                message=f"entry node {node_id!r} runs {step!r} of {owners}, but it would "
+                        f"start from the {family} family's entry context"))
+        elif definition.migration_graph:
+            warnings.append(Problem(
+                code="mixed_family", node_id=node_id, path=path,
+                message=f"step {step!r} belongs to {owners}: a mixed-family node, accepted "
+                        f"because this is a migration graph"))
+        else:
+            errors.append(Problem(
+                code="mixed_family", node_id=node_id, path=path,
+                message=f"step {step!r} belongs to {owners}, not to {family}: a graph mixing "
+                        f"families needs migration_graph: true"))
 
 
 def _check_edges(definition: WorkflowDefinition, index: dict[str, int],
@@ -184,11 +210,13 @@ def _check_edges(definition: WorkflowDefinition, index: dict[str, int],
     return edges
 
 
-def _check_bindings(definition: WorkflowDefinition, catalog: Catalog, order: list[str],
-                    edges: list[tuple[str, str]], errors: list[Problem]) -> None:
+def _check_bindings(definition: WorkflowDefinition, catalog: Catalog, index: dict[str, int],
+                    order: list[str], edges: list[tuple[str, str]],
+                    errors: list[Problem]) -> None:
     family = catalog.families[definition.family]
     producers: dict[str, list[str]] = defaultdict(list)
-    for node in definition.nodes:
+    # Only the first node of a duplicated id counts, or its copies read as rival producers.
+    for node in (definition.nodes[position] for position in index.values()):
         spec = catalog.specs.get(node.step)
         for field in spec.data_outputs() if spec else []:
             producers[field].append(node.id)
@@ -252,9 +280,11 @@ def _json_path(loc: tuple) -> str:
 def _node_id_at(document: Any, loc: tuple) -> str | None:
     if len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int):
         try:
-            return document["nodes"][loc[1]].get("id")
+            node_id = document["nodes"][loc[1]].get("id")
         except (KeyError, IndexError, TypeError, AttributeError):
             return None
+        # A non-string id is itself the shape error; it cannot name the node.
+        return node_id if isinstance(node_id, str) else None
     return None
 
 
