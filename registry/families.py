@@ -54,6 +54,15 @@ class Family:
     """Output contracts (artifact kinds) its workflows can satisfy."""
     preflight: tuple[str, ...]
     """What must hold before a run starts."""
+    validation_rules: tuple[str, ...] = (
+        "every step is in the catalogue and in this family's palette",
+        "entry nodes (no incoming edges) belong to this family",
+        "nodes of other families only in a graph marked migration_graph",
+        "node ids unique, edges name existing nodes, no cycles, at most 200 nodes",
+        "params match the node's param schema",
+        "every consumed input is produced by exactly one nearest upstream node or the entry context",
+    )
+    """What validation checks for definitions of this family."""
 
     def entry_fields(self) -> set[str]:
         """Names the entry context provides to nodes."""
@@ -64,4 +73,4 @@ class Family:
         return {"name": self.name, "label": self.label,
                 "entry_context_schema": self.entry_model.model_json_schema(),
                 "palette": list(self.palette), "artifact_kinds": list(self.artifact_kinds),
-                "preflight": list(self.preflight)}
+                "preflight": list(self.preflight), "validation_rules": list(self.validation_rules)}
