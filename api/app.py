@@ -1,0 +1,63 @@
+"""The FastAPI application: routers per resource, one error mapping, tables and seed on startup."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlmodel import Session
+
+from api.catalog_history import record_snapshot
+from api.db import create_tables, make_engine
+from api.errors import install_error_handlers
+from api.routes import legacy, output_types, workflows
+from api.seed import seed
+from prodgraph.settings import Settings, get_settings
+from registry.catalog import default_catalog
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Create tables, remember this catalogue version, seed empty tables."""
+    create_tables(app.state.engine)
+    with Session(app.state.engine) as session:
+        record_snapshot(session, app.state.catalog)
+        seed(session, app.state.catalog)
+    yield
+    app.state.engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API on these settings (the process-wide ones by default)."""
+    settings = settings or get_settings()
+    app = FastAPI(title="prodgraph", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.catalog = default_catalog()
+    app.state.engine = make_engine(settings)
+    install_error_handlers(app)
+    for router in (workflows.router, output_types.router, legacy.router):
+        app.include_router(router)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the API with uvicorn."""
+    import uvicorn
+
+    settings = get_settings()
+    # Settings has no API address yet; read it if a later Settings grows api_host/api_port.
+    parser = argparse.ArgumentParser(prog="prodgraph-api", description=__doc__)
+    parser.add_argument("--host", default=getattr(settings, "api_host", DEFAULT_HOST))
+    parser.add_argument("--port", type=int, default=getattr(settings, "api_port", DEFAULT_PORT))
+    args = parser.parse_args(argv)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""Database engine, per-request session and the dependencies routes declare."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+from sqlmodel import Session, SQLModel, create_engine
+
+import api.models  # noqa: F401  (registers CatalogSnapshot on the metadata)
+import output_profiles.models  # noqa: F401  (registers OutputType and WorkflowDefinitionRecord)
+from prodgraph.settings import Settings
+from registry.catalog import Catalog
+
+
+def make_engine(settings: Settings) -> Engine:
+    """An engine on the settings' database; SQLite under STATE_DIR unless DATABASE_URL is set."""
+    url = settings.database()
+    if settings.database_url is None:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+    # FastAPI runs sync routes in a thread pool, so SQLite must accept other threads.
+    connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
+    return create_engine(url, connect_args=connect_args)
+
+
+def create_tables(engine: Engine) -> None:
+    """Create every table that does not exist yet."""
+    SQLModel.metadata.create_all(engine)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request on the app's engine."""
+    with Session(request.app.state.engine) as session:
+        yield session
+
+
+def get_catalog(request: Request) -> Catalog:
+    """The catalogue the app serves."""
+    return request.app.state.catalog
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]

@@ -1,0 +1,176 @@
+"""One handler family that maps the ProdgraphError tree and request errors to JSON answers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from output_profiles.dispatch import DispatchError
+from prodgraph.errors import (
+    CadFileNotFoundError,
+    ContractViolationError,
+    InvalidCadFileError,
+    InvalidDefinitionError,
+    LegacyMappingError,
+    ProdgraphError,
+    UnknownStepError,
+)
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(ProdgraphError):
+    """A resource the request names does not exist."""
+
+    code = "not_found"
+
+
+class Conflict(ProdgraphError):
+    """The request collides with what is stored (e.g. a slug already taken)."""
+
+    code = "conflict"
+
+
+class InvalidOutputTypeError(ProdgraphError):
+    """An output type cannot be saved as it stands; problems are named by field."""
+
+    code = "invalid_output_type"
+
+    def __init__(self, message: str, problems: list[dict], *, field: str | None = None):
+        super().__init__(message, field=field)
+        self.problems = problems
+
+
+class CatalogChangedError(ProdgraphError):
+    """A definition was written against another catalogue version than the current one."""
+
+    code = "catalog_changed"
+
+    def __init__(self, message: str, *, status: int, details: dict[str, Any],
+                 problems: list[dict] | None = None):
+        super().__init__(message, field="catalog_version")
+        self.status = status
+        self.details = details
+        self.problems = problems or []
+
+
+#: HTTP status per error class; the nearest class in the exception's MRO wins.
+STATUS: dict[type[ProdgraphError], int] = {
+    NotFound: 404,
+    CadFileNotFoundError: 404,
+    Conflict: 409,
+    DispatchError: 409,
+    InvalidDefinitionError: 422,
+    LegacyMappingError: 422,
+    InvalidOutputTypeError: 422,
+    UnknownStepError: 422,
+    ContractViolationError: 422,
+    InvalidCadFileError: 422,
+    ProdgraphError: 400,
+}
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
+              415: "unsupported_media_type"}
+
+
+class ErrorDetail(BaseModel):
+    """The machine-readable part of every error answer (some codes add blocks of their own)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+    field: str | None = None
+    node_id: str | None = None
+    problems: list[dict[str, Any]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body: `{"error": {...}}`."""
+
+    error: ErrorDetail
+
+
+#: OpenAPI documentation of the error answers, shared by every router.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (404, 409, 422, 500)}
+
+
+def status_of(exc: ProdgraphError) -> int:
+    """HTTP status of a prodgraph error."""
+    if isinstance(exc, CatalogChangedError):
+        return exc.status
+    return next(STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS)
+
+
+def error_body(exc: ProdgraphError) -> dict[str, Any]:
+    """JSON body of a prodgraph error."""
+    body = {**exc.to_dict(), "field": exc.field}
+    problems = getattr(exc, "problems", None)
+    if problems is not None:
+        body["problems"] = problems
+    body.update(getattr(exc, "details", {}))
+    return {"error": body}
+
+
+def field_of(loc: tuple | list) -> str | None:
+    """Dotted name of a request location; body fields lose the `body` prefix, indexes use [i]."""
+    parts = list(loc[1:] if loc and loc[0] == "body" else loc)
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else f".{part}" if name else str(part)
+    return name or (str(loc[0]) if loc else None)
+
+
+def _request_problem(error: dict[str, Any]) -> dict[str, Any]:
+    if error.get("type") == "json_invalid":
+        return {"field": "body", "code": "invalid_json",
+                "message": f"the body is not valid JSON: {error.get('msg')}"}
+    return {"field": field_of(error.get("loc", ())), "code": error.get("type", "invalid"),
+            "message": error.get("msg", "invalid value")}
+
+
+async def prodgraph_error(request: Request, exc: ProdgraphError) -> JSONResponse:
+    """A ProdgraphError as its 4xx answer."""
+    return JSONResponse(error_body(exc), status_code=status_of(exc))
+
+
+async def request_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A request FastAPI could not parse or validate: 422 naming the first field."""
+    problems = [_request_problem(error) for error in exc.errors()]
+    first = problems[0] if problems else {"field": None, "code": "invalid_request",
+                                          "message": "invalid request"}
+    code = "invalid_json" if first["code"] == "invalid_json" else "invalid_request"
+    body = {"code": code, "message": f"{first['field']}: {first['message']}",
+            "field": first["field"], "node_id": None, "problems": problems}
+    return JSONResponse({"error": body}, status_code=422)
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Routing errors (unknown path, wrong method) in the same shape."""
+    body = {"code": HTTP_CODES.get(exc.status_code, "http_error"), "message": str(exc.detail),
+            "field": None, "node_id": None}
+    return JSONResponse({"error": body}, status_code=exc.status_code,
+                        headers=getattr(exc, "headers", None))
+
+
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """Anything unexpected: logged with its traceback here, never sent to the client."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    body = {"code": "internal_error", "message": "internal server error; the cause is logged",
+            "field": None, "node_id": None}
+    return JSONResponse({"error": body}, status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register every handler on the app."""
+    app.add_exception_handler(ProdgraphError, prodgraph_error)
+    app.add_exception_handler(RequestValidationError, request_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, internal_error)

@@ -1,0 +1,170 @@
+"""Output-type routes: profiles with their validation, allowed values, dispatch plans, legacy import."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from api.db import CatalogDep, SessionDep
+from api.errors import ERROR_RESPONSES, Conflict, InvalidOutputTypeError
+from api.legacy_import import import_record
+from api.options import schema_options
+from api.schemas import (
+    DispatchPlanRequest,
+    DispatchPlanSummary,
+    ImportReport,
+    OutputTypeEnvelope,
+    OutputTypeIn,
+    OutputTypePatch,
+    OutputTypePublic,
+    SchemaOptions,
+)
+from api.store import find_output_type, require_output_type, workflow_for
+from output_profiles.dispatch import plan_dispatch
+from output_profiles.models import OutputType, OutputTypeBase, OutputTypeCreate, Rollout
+from output_profiles.validation import ProfileReport, validate_profile
+from registry.catalog import Catalog
+
+router = APIRouter(prefix="/api/output-types", tags=["output-types"], responses=ERROR_RESPONSES)
+
+#: Rollouts that dispatch through a graph, so a profile with problems must not be saved as one.
+GRAPH_ROLLOUTS = (Rollout.graph, Rollout.shadow)
+
+
+@router.get("", response_model=list[OutputTypePublic])
+def list_output_types(session: SessionDep) -> list[OutputType]:
+    """Every output type, by slug."""
+    return list(session.exec(select(OutputType).order_by(OutputType.slug)))
+
+
+@router.get("/schema/options", response_model=SchemaOptions)
+def options(catalog: CatalogDep) -> SchemaOptions:
+    """Allowed values (families, artifact kinds, engines, presets, templates, materials) and
+    every override with its own JSON schema and the node parameter schemas it sets."""
+    return schema_options(catalog)
+
+
+@router.post("/import", response_model=ImportReport)
+def import_legacy(records: Annotated[list[Any], Body()], session: SessionDep) -> ImportReport:
+    """Import a legacy export: each readable record becomes (or updates) a legacy-rollout type.
+
+    Records the adapter cannot read are not imported; their report names the key. An unknown
+    `workflow_definition_id` leaves the workflow unset and is reported as a warning.
+    """
+    reports = [import_record(session, record) for record in records]
+    session.commit()
+    counts = {status: sum(report.status == status for report in reports)
+              for status in ("created", "updated", "error")}
+    return ImportReport(created=counts["created"], updated=counts["updated"],
+                        errors=counts["error"], records=reports)
+
+
+@router.get("/{slug}", response_model=OutputTypeEnvelope)
+def get_output_type(slug: str, session: SessionDep, catalog: CatalogDep) -> OutputTypeEnvelope:
+    """One output type and its current validation."""
+    row = require_output_type(session, slug)
+    return _envelope(row, _report(session, catalog, row))
+
+
+@router.post("", response_model=OutputTypeEnvelope, status_code=201)
+def create_output_type(body: OutputTypeIn, session: SessionDep,
+                       catalog: CatalogDep) -> OutputTypeEnvelope:
+    """Create an output type; drafts are saved with their report (next_step, missing).
+
+    A graph or shadow rollout with any problem is refused with 422 naming the fields.
+    """
+    if find_output_type(session, body.slug) is not None:
+        raise Conflict(f"output type {body.slug!r} already exists", field="slug")
+    report = _checked(session, catalog, body)
+    row = OutputType(**body.model_dump())
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"output type {body.slug!r} already exists", field="slug") from None
+    session.refresh(row)
+    return _envelope(row, report)
+
+
+@router.patch("/{slug}", response_model=OutputTypeEnvelope)
+def update_output_type(slug: str, body: OutputTypePatch, session: SessionDep,
+                       catalog: CatalogDep) -> OutputTypeEnvelope:
+    """Change some fields; the same rules as creation apply to the result."""
+    row = require_output_type(session, slug)
+    changes = body.model_dump(exclude_unset=True)
+    merged = _merged(row, changes)
+    report = _checked(session, catalog, merged)
+    for name in changes:
+        setattr(row, name, getattr(merged, name))
+    row.updated_at = datetime.now(UTC)
+    session.add(row)
+    session.commit()
+    session.refresh(row)
+    return _envelope(row, report)
+
+
+@router.post("/{slug}/validate", response_model=ProfileReport)
+def validate_output_type(slug: str, session: SessionDep, catalog: CatalogDep,
+                         changes: Annotated[OutputTypePatch | None, Body()] = None
+                         ) -> ProfileReport:
+    """Validate the stored output type, or (with a body) it with those changes, saving nothing."""
+    row = require_output_type(session, slug)
+    profile = _merged(row, changes.model_dump(exclude_unset=True) if changes else {})
+    return _report(session, catalog, profile)
+
+
+@router.post("/{slug}/dispatch-plan", response_model=DispatchPlanSummary)
+def dispatch_plan(slug: str, session: SessionDep, catalog: CatalogDep,
+                  body: DispatchPlanRequest | None = None) -> DispatchPlanSummary:
+    """Where an order line would go and with which parameters (pure planning, nothing runs).
+
+    Refusals: 409 `dispatch_refused` (inactive, shadow, invalid graph profile) naming the
+    field; 422 `invalid_definition` for invocation params the workflow cannot take; 422
+    `legacy_mapping_error` naming the legacy key a legacy type cannot map.
+    """
+    row = require_output_type(session, slug)
+    params = body.invocation_params if body else {}
+    plan = plan_dispatch(row, workflow_for(session, row), catalog, params)
+    graph = plan.graph_plan
+    return DispatchPlanSummary(
+        slug=row.slug, route=plan.route, artifact_kinds=plan.artifact_kinds,
+        workflow_id=graph.workflow_id if graph else None,
+        workflow_version=graph.workflow_version if graph else None,
+        catalog_version=catalog.version, effective=plan.effective())
+
+
+def _report(session: Session, catalog: Catalog, profile: OutputTypeBase) -> ProfileReport:
+    return validate_profile(profile, workflow_for(session, profile), catalog)
+
+
+def _checked(session: Session, catalog: Catalog, profile: OutputTypeBase) -> ProfileReport:
+    """The profile's report; refused when a graph-dispatched profile has problems."""
+    report = _report(session, catalog, profile)
+    if profile.rollout in GRAPH_ROLLOUTS and not report.valid:
+        first = report.problems[0]
+        raise InvalidOutputTypeError(
+            f"rollout {profile.rollout.value!r} needs a valid profile; {first.field}: "
+            f"{first.message}", [problem.model_dump() for problem in report.problems],
+            field=first.field)
+    return report
+
+
+def _merged(row: OutputType, changes: dict[str, Any]) -> OutputTypeCreate:
+    """The stored fields with changes applied, validated; bad values answer 422 by field."""
+    current = {name: getattr(row, name) for name in OutputTypeBase.model_fields}
+    try:
+        return OutputTypeCreate.model_validate({**current, **changes})
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]) from None
+
+
+def _envelope(row: OutputType, report: ProfileReport) -> OutputTypeEnvelope:
+    return OutputTypeEnvelope(output_type=OutputTypePublic.model_validate(row), validation=report)

@@ -1,0 +1,242 @@
+"""Request and response models of the API (table models never leave the database layer)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from output_profiles.dispatch import EffectiveCall
+from output_profiles.models import OutputTypeBase, OutputTypeCreate, OutputTypeUpdate
+from output_profiles.validation import ProfileReport
+from registry.definition import WorkflowDefinition
+from registry.node_definition import NodeDefinition
+from registry.validation import ValidationReport
+
+FORBID = ConfigDict(extra="forbid")
+
+# --- workflows ------------------------------------------------------------------------------
+
+
+class NodeDefinitionList(BaseModel):
+    """The palette, stamped with the catalogue version it came from."""
+
+    catalog_version: str
+    node_definitions: list[NodeDefinition]
+
+
+class FamilyPublic(BaseModel):
+    """A workflow family as the editor shows it."""
+
+    name: str
+    label: str
+    entry_context_schema: dict[str, Any]
+    palette: list[str]
+    artifact_kinds: list[str]
+    preflight: list[str]
+
+
+class ParamChanges(BaseModel):
+    """Parameters of one step's param_schema that appeared, disappeared or changed."""
+
+    added: list[str] = []
+    removed: list[str] = []
+    changed: list[str] = []
+
+
+class StepChange(BaseModel):
+    """One step whose node definition differs between two catalogue versions."""
+
+    step: str
+    fields: list[str]
+    """Top-level NodeDefinition fields that differ (param_schema, data_inputs, …)."""
+    params: ParamChanges | None = None
+    """Parameter-level detail when param_schema changed."""
+
+
+class CatalogChange(BaseModel):
+    """What changed between the catalogue a definition was written for and the current one."""
+
+    from_version: str
+    to_version: str
+    known: bool
+    """Whether this server has a snapshot of from_version; without one no diff is possible."""
+    added: list[str] = []
+    removed: list[str] = []
+    changed: list[StepChange] = []
+    affected_nodes: list[str] = []
+    """Node ids of the definition whose step was removed or changed."""
+    message: str
+
+
+class DefinitionValidation(ValidationReport):
+    """A validation report, plus what changed when the definition names an older catalogue."""
+
+    catalog_changed: CatalogChange | None = None
+
+
+class DefinitionSummary(BaseModel):
+    """One stored definition id at its latest version."""
+
+    id: str
+    version: int
+    versions: list[int]
+    family: str
+    name: str
+    catalog_version: str
+    catalog_current: bool
+    created_at: datetime
+
+
+class DefinitionPublic(BaseModel):
+    """One stored, immutable definition version."""
+
+    id: str
+    version: int
+    family: str
+    name: str
+    catalog_version: str
+    catalog_current: bool
+    """False when it was saved against another catalogue version than the one served now."""
+    created_at: datetime
+    definition: WorkflowDefinition
+
+
+class DefinitionSaved(BaseModel):
+    """Answer of a save: the new version and its validation (warnings may remain)."""
+
+    definition: DefinitionPublic
+    validation: ValidationReport
+
+
+# --- output types ---------------------------------------------------------------------------
+
+
+class OutputTypeIn(OutputTypeCreate):
+    """Body of POST /api/output-types; unknown keys are refused by name."""
+
+    model_config = FORBID
+
+
+class OutputTypePatch(OutputTypeUpdate):
+    """Body of PATCH /api/output-types/{slug}; unknown keys are refused by name."""
+
+    model_config = FORBID
+
+
+class OutputTypePublic(OutputTypeBase):
+    """An output type as stored."""
+
+    id: int
+    legacy_id: int | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OutputTypeEnvelope(BaseModel):
+    """An output type and its validation report (where the create flow stands)."""
+
+    output_type: OutputTypePublic
+    validation: ProfileReport
+
+
+class OverrideOption(BaseModel):
+    """One invocation override: its own schema and the node parameters it sets."""
+
+    description: str | None
+    json_schema: dict[str, Any] = Field(serialization_alias="schema")
+    """Schema of the override vocabulary (InvocationOverrides)."""
+    targets: dict[str, dict[str, Any]]
+    """Step → schema of the node parameter it sets (both must accept a value)."""
+    contract: bool = False
+    """True when it chooses a deliverable rather than setting a parameter."""
+
+
+class CreationStep(BaseModel):
+    """One step of the create/edit flow and the fields it fills."""
+
+    step: str
+    fields: list[str]
+
+
+class SchemaOptions(BaseModel):
+    """Every allowed value of an output type, read from the registry."""
+
+    catalog_version: str
+    families: list[str]
+    artifact_kinds: dict[str, list[str]]
+    rollouts: list[str]
+    engines: list[str]
+    image_formats: list[str]
+    camera_presets: list[str]
+    templates: list[str]
+    materials: list[str]
+    overrides: dict[str, OverrideOption]
+    creation_steps: list[CreationStep]
+
+
+class DispatchPlanRequest(BaseModel):
+    """Body of a dispatch-plan request."""
+
+    model_config = FORBID
+
+    invocation_params: dict[str, Any] = {}
+    """Per-order values; they win over the output type's overrides."""
+
+
+class DispatchPlanSummary(BaseModel):
+    """Where an order line of this output type would go, with what, and why."""
+
+    slug: str
+    route: Literal["legacy", "graph"]
+    artifact_kinds: list[str]
+    workflow_id: str | None
+    workflow_version: int | None
+    catalog_version: str
+    effective: dict[str, EffectiveCall]
+    """Module key → effective params and the source of each (module_default … invocation)."""
+
+
+class ImportFailure(BaseModel):
+    """Why one legacy record was not imported."""
+
+    key: str
+    message: str
+
+
+class ImportRecordReport(BaseModel):
+    """What became of one legacy record."""
+
+    slug: str | None
+    status: Literal["created", "updated", "error"]
+    artifact_kind: str | None = None
+    workflow_id: str | None = None
+    ignored_keys: list[str] = []
+    unknown_keys: list[str] = []
+    """Keys the adapter does not know: imported anyway, reported as warnings."""
+    warnings: list[str] = []
+    error: ImportFailure | None = None
+
+
+class ImportReport(BaseModel):
+    """Counts and per-record reports of an import."""
+
+    created: int
+    updated: int
+    errors: int
+    records: list[ImportRecordReport]
+
+
+# --- legacy ---------------------------------------------------------------------------------
+
+
+class LegacyInvocation(BaseModel):
+    """One legacy record in the canonical vocabulary (the expected_invocations.json shape)."""
+
+    slug: str | None
+    artifact_kind: str | None
+    overrides: dict[str, Any] | None
+    ignored_keys: list[str]
+    error: dict[str, str] | None
+    unknown_keys: list[str]

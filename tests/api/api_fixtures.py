@@ -1,0 +1,44 @@
+"""API fixtures, loaded through pytest_plugins: a conftest.py here would shadow the root one."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from prodgraph.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("PRODGRAPH_SHARED_DIR", REPO.parent / "shared")).resolve()
+LEGACY = SHARED / "fixtures" / "legacy"
+
+
+@pytest.fixture
+def api_settings(tmp_path: Path) -> Settings:
+    """Settings whose database lives in this test's tmp dir."""
+    return Settings(state_dir=tmp_path)
+
+
+@pytest.fixture
+def client(api_settings: Settings) -> Iterator[TestClient]:
+    """A client on a started app (tables created, starters and default output types seeded)."""
+    with TestClient(create_app(api_settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def legacy_fixture():
+    """One JSON file of the shared legacy fixture pair, parsed."""
+
+    def load(name: str) -> Any:
+        path = LEGACY / name
+        assert path.is_file(), f"missing shared fixture {path}"
+        return json.loads(path.read_text())
+
+    return load
