@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from api.catalog_history import record_snapshot
@@ -15,19 +16,24 @@ from api.errors import install_error_handlers
 from api.routes import legacy, output_types, workflows
 from api.seed import seed
 from prodgraph.settings import Settings, get_settings
-from registry.catalog import default_catalog
+from registry.catalog import Catalog, default_catalog
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
 
+def prepare_database(engine: Engine, catalog: Catalog) -> None:
+    """Create tables, remember this catalogue version, seed empty tables (first start)."""
+    create_tables(engine)
+    with Session(engine) as session:
+        record_snapshot(session, catalog)
+        seed(session, catalog)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Create tables, remember this catalogue version, seed empty tables."""
-    create_tables(app.state.engine)
-    with Session(app.state.engine) as session:
-        record_snapshot(session, app.state.catalog)
-        seed(session, app.state.catalog)
+    """Prepare the database before serving."""
+    prepare_database(app.state.engine, app.state.catalog)
     yield
     app.state.engine.dispose()
 

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from api.schemas import ImportFailure, ImportRecordReport
+from api.schemas import ImportFailure, ImportRecordReport, ImportReport
 from api.store import find_output_type, latest_record
 from legacy_adapter.mapping import LegacyMapping, map_legacy_settings, unknown_legacy_keys
 from output_profiles.models import OutputType, OutputTypeCreate, Rollout
@@ -106,3 +106,14 @@ def _upsert(session: Session, profile: OutputTypeCreate, legacy_id: int,
 def _failed(slug: str | None, unknown: list[str], key: str, message: str) -> ImportRecordReport:
     return ImportRecordReport(slug=slug, status="error", unknown_keys=unknown,
                               error=ImportFailure(key=key, message=message))
+
+
+def import_export(session: Session, records: list[Any]) -> ImportReport:
+    """Import every record of a legacy export; commit; count what became of them."""
+    reports = [import_record(session, record) for record in records]
+    session.commit()
+    counts = {status: sum(report.status == status for report in reports)
+              for status in ("created", "updated", "error")}
+    return ImportReport(created=counts["created"], updated=counts["updated"],
+                        errors=counts["error"], records=reports)
+

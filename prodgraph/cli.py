@@ -64,6 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     legacy_map.add_argument("export", type=Path)
     legacy_map.add_argument("--json", action="store_true")
     legacy_map.set_defaults(handler=_legacy_map)
+    output_types = commands.add_parser("output-types", help="output types").add_subparsers(
+        required=True, metavar="ACTION")
+    importer = output_types.add_parser("import", help="import a legacy export as output types")
+    importer.add_argument("export", type=Path)
+    importer.add_argument("--json", action="store_true")
+    importer.set_defaults(handler=_import_output_types)
+    serve = commands.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=_serve)
     return parser
 
 
@@ -162,6 +172,38 @@ def _legacy_map(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=1))
     # A record the adapter cannot read is a finding in the output, not a failed command.
     return 0
+
+
+def _import_output_types(args: argparse.Namespace) -> int:
+    from sqlmodel import Session
+
+    from api.app import prepare_database
+    from api.db import make_engine
+    from api.legacy_import import import_export
+    from registry.catalog import default_catalog
+
+    records = _read_json(args.export)
+    if not isinstance(records, list):
+        raise ProdgraphError(f"{args.export}: a legacy export is a JSON list of output types")
+    engine = make_engine(get_settings())
+    prepare_database(engine, default_catalog())
+    with Session(engine) as session:
+        report = import_export(session, records)
+    if args.json:
+        print(report.model_dump_json())
+    else:
+        for record in report.records:
+            detail = (f"error at {record.error.key}: {record.error.message}" if record.error
+                      else f"{record.artifact_kind}" + "".join(f"; {w}" for w in record.warnings))
+            print(f"{record.status:<8} {record.slug or '-':<32} {detail}")
+        print(f"{report.created} created, {report.updated} updated, {report.errors} errors")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from api.app import main as serve_api
+
+    return serve_api(["--host", args.host, "--port", str(args.port)])
 
 
 def _read_json(path: Path) -> Any:

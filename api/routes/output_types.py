@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from api.db import CatalogDep, SessionDep
 from api.errors import ERROR_RESPONSES, Conflict, InvalidOutputTypeError
-from api.legacy_import import import_record
+from api.legacy_import import import_export
 from api.options import schema_options
 from api.schemas import (
     DispatchPlanRequest,
@@ -57,12 +57,7 @@ def import_legacy(records: Annotated[list[Any], Body()], session: SessionDep) ->
     Records the adapter cannot read are not imported; their report names the key. An unknown
     `workflow_definition_id` leaves the workflow unset and is reported as a warning.
     """
-    reports = [import_record(session, record) for record in records]
-    session.commit()
-    counts = {status: sum(report.status == status for report in reports)
-              for status in ("created", "updated", "error")}
-    return ImportReport(created=counts["created"], updated=counts["updated"],
-                        errors=counts["error"], records=reports)
+    return import_export(session, records)
 
 
 @router.get("/{slug}", response_model=OutputTypeEnvelope)

@@ -54,3 +54,21 @@ def test_unreadable_files_are_a_clear_error_not_a_traceback(tmp_path: Path):
     assert done.returncode == 1
     assert json.loads(done.stdout)["error"]["message"].startswith("cannot read")
     assert "Traceback" not in done.stderr
+
+
+def test_output_types_import_creates_then_updates(tmp_path: Path):
+    import os
+
+    env = {**os.environ, "PRODGRAPH_STATE_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "prodgraph.cli", "output-types", "import",
+               str(LEGACY / "output_types_export.json"), "--json"]
+    first = json.loads(subprocess.run(command, capture_output=True, text=True, env=env,
+                                      timeout=120, check=True).stdout)
+    assert (first["created"], first["updated"], first["errors"]) == (11, 0, 3)
+    errors = {record["slug"]: record["error"]["key"] for record in first["records"]
+              if record["error"]}
+    assert errors == {"broken-resolution": "resolution", "negative-samples": "samples",
+                      "unknown-renderer": "renderer"}
+    again = json.loads(subprocess.run(command, capture_output=True, text=True, env=env,
+                                      timeout=120, check=True).stdout)
+    assert (again["created"], again["updated"]) == (0, 11)
