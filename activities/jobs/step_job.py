@@ -87,7 +87,7 @@ class _Loaded:
     doc: TDocStd_Document
     roots: list[TDF_Label]
     unit_m: float
-    source_unit: str | None
+    source_unit: str
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -131,20 +131,22 @@ def _looks_truncated(path: Path) -> bool:
         return b"END-ISO-10303-21" not in handle.read()
 
 
-def _source_unit(reader: STEPCAFControl_Reader) -> str | None:
+def _source_unit(reader: STEPCAFControl_Reader) -> str:
     """The first length unit the file declares, normalised (mm, inch, m, ...)."""
     lengths, angles, solid_angles = (TColStd_SequenceOfAsciiString() for _ in range(3))
     reader.Reader().FileUnits(lengths, angles, solid_angles)
     if lengths.Length() == 0:
-        return None
+        return "mm"  # no unit declared: OCCT reads the lengths as millimetres
     raw = lengths.Value(1).ToCString().strip().lower()
-    return _UNIT_NAMES.get(raw, raw or None)
+    return _UNIT_NAMES.get(raw, raw or "mm")
 
 
 def _document_unit_m(doc: TDocStd_Document) -> float:
     """Metres per document length unit (OCCT converts STEP lengths to mm on import)."""
-    unit = XCAFDoc_LengthUnit()
-    if doc.Main().Root().FindAttribute(XCAFDoc_LengthUnit.GetID_s(), unit) and not unit.IsEmpty():
+    root, unit = doc.Main().Root(), XCAFDoc_LengthUnit()
+    # Ask first: OCP's FindAttribute crashes when the attribute is missing (seen on names).
+    if root.IsAttribute(XCAFDoc_LengthUnit.GetID_s()) and root.FindAttribute(
+            XCAFDoc_LengthUnit.GetID_s(), unit) and not unit.IsEmpty():
         return unit.GetUnitValue()
     return 0.001
 
@@ -468,25 +470,36 @@ def _metres(value: float, unit_m: float) -> float:
 # --- glb -----------------------------------------------------------------------------------
 
 
-def _deflection(request: dict[str, Any], box: Bnd_Box, unit_m: float) -> float:
-    """Linear deflection in document units: the request's mm, else a share of the diagonal."""
+def _deflection(request: dict[str, Any], part_box: Bnd_Box, unit_m: float) -> float:
+    """Chordal deflection: linear_deflection_mm, else relative_deflection x part diagonal."""
     mm_per_unit = unit_m * 1000.0
     if request.get("linear_deflection_mm") is not None:
         return max(float(request["linear_deflection_mm"]), MIN_LINEAR_DEFLECTION_MM) / mm_per_unit
-    low, high = _corners(box)
-    diagonal = math.dist(low, high)
-    return max(diagonal * DEFAULT_RELATIVE_DEFLECTION, MIN_LINEAR_DEFLECTION_MM / mm_per_unit)
+    relative = float(request.get("relative_deflection") or DEFAULT_RELATIVE_DEFLECTION)
+    low, high = _corners(part_box)
+    return max(math.dist(low, high) * relative, MIN_LINEAR_DEFLECTION_MM / mm_per_unit)
 
 
-def _mesh(shapes: list[TopoDS_Shape], linear: float, angular: float) -> None:
-    """Triangulate every face in place (shared product shapes are meshed once)."""
+def _part_shapes(doc: TDocStd_Document) -> list[TopoDS_Shape]:
+    """Each product's own (unplaced) shape, assemblies left out."""
+    labels = TDF_LabelSequence()
+    _shape_tool(doc).GetShapes(labels)
+    return [XCAFDoc_ShapeTool.GetShape_s(labels.Value(i)) for i in range(1, labels.Length() + 1)
+            if not XCAFDoc_ShapeTool.IsAssembly_s(labels.Value(i))]
+
+
+def _mesh(loaded: _Loaded, request: dict[str, Any]) -> None:
+    """Triangulate every part in place, once per product, at a quality relative to its size."""
     params = IMeshTools_Parameters()
-    params.Deflection = linear
-    params.Angle = angular
+    params.Angle = float(request.get("angular_deflection_rad") or DEFAULT_ANGULAR_DEFLECTION_RAD)
     params.Relative = False
     params.InParallel = True
-    for shape in shapes:
-        BRepMesh_IncrementalMesh(shape, params).Perform()
+    for shape in _part_shapes(loaded.doc):
+        box, faces = _faces_box([shape])
+        if faces == 0 or box.IsVoid():
+            continue
+        params.Deflection = _deflection(request, box, loaded.unit_m)
+        BRepMesh_IncrementalMesh(shape, params)  # the constructor meshes
 
 
 def _write_glb(loaded: _Loaded, glb_path: Path) -> None:
@@ -500,6 +513,7 @@ def _write_glb(loaded: _Loaded, glb_path: Path) -> None:
     writer.SetNodeNameFormat(RWMesh_NameFormat_ProductOrInstance)
     writer.SetMeshNameFormat(RWMesh_NameFormat_Product)
     writer.SetMergeFaces(True)
+    writer.SetParallel(True)
     file_info = TColStd_IndexedDataMapOfStringString()
     if not writer.Perform(loaded.doc, file_info, Message_ProgressRange()):
         raise RuntimeError(f"RWGltf_CafWriter failed to write {glb_path}")
@@ -533,14 +547,15 @@ def _triangle_count(gltf: dict[str, Any]) -> int:
 def export_glb(request: dict[str, Any]) -> dict[str, Any]:
     """Tessellate and write a GLB (Y-up, metres, named part nodes, colours as materials)."""
     loaded = _load(request["step_path"])
-    box = _require_geometry(loaded, Path(request["step_path"]).name)
-    linear = _deflection(request, box, loaded.unit_m)
-    angular = float(request.get("angular_deflection_rad") or DEFAULT_ANGULAR_DEFLECTION_RAD)
-    _mesh(_root_shapes(loaded), linear, angular)
+    _require_geometry(loaded, Path(request["step_path"]).name)
+    _mesh(loaded, request)
     glb_path = Path(request["glb_path"])
     glb_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_glb(loaded, glb_path)
-    gltf = _glb_json(glb_path)
+    # Write beside the target and rename, so a crash never leaves a half-written GLB there.
+    partial = glb_path.with_name(f".{glb_path.name}.partial")
+    _write_glb(loaded, partial)
+    gltf = _glb_json(partial)
+    partial.replace(glb_path)
     return {"glb_path": str(glb_path),
             "node_names": [node.get("name", "") for node in gltf.get("nodes", [])],
             "triangle_count": _triangle_count(gltf)}
