@@ -22,8 +22,9 @@ from prodgraph.settings import Settings, get_settings
 from registry.catalog import default_catalog
 from workflows.graph import GraphWorkflow
 from workflows.legacy import LegacyPipelineWorkflow
+from workflows.order_line import OrderLineWorkflow
 
-WORKFLOWS = [GraphWorkflow, LegacyPipelineWorkflow]
+WORKFLOWS = [GraphWorkflow, LegacyPipelineWorkflow, OrderLineWorkflow]
 QUEUES = ("default", "cad", "render")
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from output_profiles.dispatch import EffectiveCall
+from output_profiles.dispatch_plan import EffectiveCall
 from output_profiles.models import OutputTypeBase, OutputTypeCreate, OutputTypeUpdate
 from output_profiles.validation import ProfileReport
 from registry.definition import WorkflowDefinition

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
 from legacy_adapter.mapping import map_legacy_settings
-from legacy_adapter.pipeline_plan import LegacyPlan, legacy_plan
+from legacy_adapter.pipeline_plan import legacy_plan
+from output_profiles.dispatch_plan import DispatchPlan, InvocationResult, OrderLine
 from output_profiles.invocation import ArtifactKind
 from output_profiles.models import OutputTypeBase, Rollout
 from output_profiles.validation import CONTRACT_OVERRIDES, validate_profile
 from prodgraph.errors import ProdgraphError
-from prodgraph.runs import TemporalSession, run_plan
+from prodgraph.runs import TemporalSession
 from registry.catalog import Catalog
 from registry.compiler import compile_plan
 from registry.definition import WorkflowDefinition
-from registry.plan import ExecutionPlan
 from registry.starters import starter
-from workflows.legacy import LegacyPipelineInput, LegacyPipelineWorkflow
+from workflows.order_line import OrderLineInput, OrderLineWorkflow
 
 INTAKE_WORKFLOW = "cad-intake-v1"
 
@@ -28,54 +26,6 @@ class DispatchError(ProdgraphError):
     """An order line cannot be dispatched as its output type stands."""
 
     code = "dispatch_refused"
-
-
-class OrderLine(BaseModel):
-    """What an API client sends to have one order line produced."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    order_line_id: str
-    step_path: str
-    product_category: str | None = None
-    invocation_params: dict[str, Any] = {}
-    """Per-order parameter values; they win over the output type's overrides."""
-
-
-class EffectiveCall(BaseModel):
-    """Parameters one module ran with, and where each value came from."""
-
-    params: dict[str, Any]
-    param_sources: dict[str, str]
-
-
-class DispatchPlan(BaseModel):
-    """Where an order line goes and with what, decided before anything runs."""
-
-    route: Literal["legacy", "graph"]
-    artifact_kinds: list[str]
-    graph_plan: ExecutionPlan | None = None
-    legacy_plan: LegacyPlan | None = None
-
-    def effective(self) -> dict[str, EffectiveCall]:
-        """Module key → effective parameters with provenance (the run's explanation)."""
-        if self.graph_plan:
-            return {node.module_key: EffectiveCall(params=node.params,
-                                                   param_sources=node.param_sources)
-                    for node in self.graph_plan.nodes}
-        return {key: EffectiveCall(params=call.params, param_sources=call.param_sources)
-                for key, call in self.legacy_plan.steps.items()}
-
-
-class InvocationResult(BaseModel):
-    """The outcome of one dispatched order line."""
-
-    route: Literal["legacy", "graph"]
-    status: Literal["completed", "failed"]
-    workflow_ids: list[str]
-    artifacts: list[dict[str, Any]]
-    effective: dict[str, EffectiveCall]
-    error: dict[str, Any] | None = None
 
 
 def plan_dispatch(output_type: OutputTypeBase, workflow: WorkflowDefinition | None,
@@ -100,6 +50,7 @@ def plan_dispatch(output_type: OutputTypeBase, workflow: WorkflowDefinition | No
                         invocation_params=invocation_params)
     return DispatchPlan(route="graph", artifact_kinds=[str(kind) for kind in
                                                        output_type.artifact_kinds],
+                        intake_plan=compile_plan(starter(INTAKE_WORKFLOW), catalog),
                         graph_plan=plan)
 
 
@@ -116,51 +67,18 @@ def _legacy_dispatch(output_type: OutputTypeBase, catalog: Catalog,
 
 
 async def run_dispatch(session: TemporalSession, plan: DispatchPlan, order: OrderLine,
-                       output_type_slug: str, catalog: Catalog) -> InvocationResult:
-    """Run a dispatch plan on Temporal to the end."""
-    if plan.route == "legacy":
-        return await _run_legacy(session, plan, order)
-    return await _run_graph(session, plan, order, output_type_slug, catalog)
+                       output_type_slug: str) -> InvocationResult:
+    """Run a dispatch plan on Temporal to the end (the parent OrderLineWorkflow)."""
+    handle = await start_dispatch(session, plan, order, output_type_slug)
+    return await handle.result()
 
 
-async def _run_legacy(session: TemporalSession, plan: DispatchPlan,
-                      order: OrderLine) -> InvocationResult:
-    settings = session.settings
-    workflow_id = f"legacy-{order.order_line_id}-{uuid.uuid4().hex[:8]}"
-    result = await session.client.execute_workflow(
-        LegacyPipelineWorkflow.run,
-        LegacyPipelineInput(plan=plan.legacy_plan, step_path=order.step_path,
-                            order_line_id=order.order_line_id,
-                            product_category=order.product_category,
-                            task_queues=session.task_queues()),
-        id=workflow_id, task_queue=settings.default_queue)
-    return InvocationResult(
-        route="legacy", status=result.status, workflow_ids=[workflow_id],
-        artifacts=_artifacts(result.outputs), effective=plan.effective(),
-        error=result.error.model_dump() if result.error else None)
-
-
-async def _run_graph(session: TemporalSession, plan: DispatchPlan, order: OrderLine,
-                     output_type_slug: str, catalog: Catalog) -> InvocationResult:
-    intake_plan = compile_plan(starter(INTAKE_WORKFLOW), catalog)
-    intake_id, intake = await run_plan(session, intake_plan, {"step_path": order.step_path})
-    effective = plan.effective()
-    if intake.status != "completed":
-        return InvocationResult(route="graph", status="failed", workflow_ids=[intake_id],
-                                artifacts=[], effective=effective,
-                                error=intake.error.model_dump() if intake.error else None)
-    outputs = intake.outputs
-    entry = {"order_line_id": order.order_line_id, "output_type": output_type_slug,
-             "product_category": order.product_category,
-             "step_file": outputs["resolve"]["step_file"], "glb": outputs["glb"]["glb"],
-             "bbox": outputs["bbox"]["bbox"], "objects": outputs["extract"]["objects"]}
-    order_id, rendered = await run_plan(session, plan.graph_plan, entry)
-    return InvocationResult(
-        route="graph", status=rendered.status, workflow_ids=[intake_id, order_id],
-        artifacts=_artifacts(intake.outputs) + _artifacts(rendered.outputs),
-        effective=effective, error=rendered.error.model_dump() if rendered.error else None)
-
-
-def _artifacts(outputs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    return [value for output in outputs.values() for value in output.values()
-            if isinstance(value, dict) and {"uri", "sha256", "role"} <= set(value)]
+async def start_dispatch(session: TemporalSession, plan: DispatchPlan, order: OrderLine,
+                         output_type_slug: str):
+    """Start the parent workflow of one order line; return its handle."""
+    workflow_id = f"order-{order.order_line_id}-{uuid.uuid4().hex[:8]}"
+    return await session.client.start_workflow(
+        OrderLineWorkflow.run,
+        OrderLineInput(dispatch=plan, order=order, output_type=output_type_slug,
+                       task_queues=session.task_queues()),
+        id=workflow_id, task_queue=session.settings.default_queue)

@@ -14,6 +14,7 @@ from registry.compiler import compile_plan
 from registry.definition import WorkflowDefinition
 from registry.starters import starter
 from workflows.graph import GraphRunResult
+from workflows.order_line import order_line_entry
 
 INTAKE_WORKFLOW = "cad-intake-v1"
 STILL_WORKFLOW = "order-still-v1"
@@ -40,9 +41,7 @@ async def produce(session: TemporalSession, step_path: Path, out_dir: Path, *, r
     report["bbox"] = outputs["bbox"]["bbox"]
     refs = [outputs["glb"]["glb"]]
     if render:
-        entry = {"order_line_id": f"cli-{uuid.uuid4().hex[:8]}",
-                 "step_file": outputs["resolve"]["step_file"], "glb": outputs["glb"]["glb"],
-                 "bbox": outputs["bbox"]["bbox"], "objects": outputs["extract"]["objects"]}
+        entry = order_line_entry(outputs, f"cli-{uuid.uuid4().hex[:8]}")
         plan = compile_plan(render_workflow or starter(STILL_WORKFLOW), catalog,
                             invocation_params=invocation_params)
         workflow_id, rendered = await run_plan(session, plan, entry, on_progress)

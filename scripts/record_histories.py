@@ -7,6 +7,7 @@ never to paper over a replay failure.  Usage: .venv/bin/python scripts/record_hi
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -15,14 +16,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from output_profiles.dispatch import OrderLine, plan_dispatch  # noqa: E402
+from output_profiles.dispatch import OrderLine, plan_dispatch, start_dispatch  # noqa: E402
 from output_profiles.models import OutputTypeCreate  # noqa: E402
 from prodgraph.runs import run_plan, temporal_session  # noqa: E402
 from prodgraph.settings import Settings  # noqa: E402
 from registry.catalog import default_catalog  # noqa: E402
 from registry.compiler import compile_plan  # noqa: E402
 from registry.starters import starter  # noqa: E402
-from workflows.legacy import LegacyPipelineInput, LegacyPipelineWorkflow  # noqa: E402
+from workflows.order_line import order_line_entry  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "red_cube_blue_cylinder.step"
 OUT = REPO / "tests" / "workflows" / "histories"
@@ -45,24 +46,23 @@ async def record() -> None:
                                           {"step_path": bad.name})
             await save(session, failed_id, "graph_intake_failed")
             os.unlink(bad.name)
-            outputs = intake.outputs
-            entry = {"order_line_id": "replay-1", "step_file": outputs["resolve"]["step_file"],
-                     "glb": outputs["glb"]["glb"], "bbox": outputs["bbox"]["bbox"],
-                     "objects": outputs["extract"]["objects"]}
+            entry = order_line_entry(intake.outputs, "replay-1")
             still_plan = compile_plan(starter("order-still-v1"), catalog, invocation_params=SMALL)
             still_id, _ = await run_plan(session, still_plan, entry)
             await save(session, still_id, "graph_order_still_completed")
             profile = OutputTypeCreate(slug="still", name="Still", artifact_kinds=["still_image"])
             plan = plan_dispatch(profile, None, catalog, SMALL)
             order = OrderLine(order_line_id="replay-2", step_path=str(EXAMPLE))
-            legacy_id = "legacy-replay-2"
-            await session.client.execute_workflow(
-                LegacyPipelineWorkflow.run,
-                LegacyPipelineInput(plan=plan.legacy_plan, step_path=order.step_path,
-                                    order_line_id=order.order_line_id,
-                                    task_queues=session.task_queues()),
-                id=legacy_id, task_queue=session.settings.default_queue)
-            await save(session, legacy_id, "legacy_still_completed")
+            handle = await start_dispatch(session, plan, order, "still")
+            await handle.result()
+            await save(session, handle.id, "order_line_legacy_completed")
+            await save(session, f"{handle.id}-legacy", "legacy_still_completed")
+            graph = plan_dispatch(profile.model_copy(update={"rollout": "graph",
+                                                             "workflow_id": "order-still-v1"}),
+                                  starter("order-still-v1"), catalog, SMALL)
+            handle = await start_dispatch(session, graph, order, "still")
+            await handle.result()
+            await save(session, handle.id, "order_line_graph_completed")
 
 
 async def save(session, workflow_id: str, name: str) -> None:
@@ -70,6 +70,11 @@ async def save(session, workflow_id: str, name: str) -> None:
     history = await session.client.get_workflow_handle(workflow_id).fetch_history()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{name}.json").write_text(history.to_json())
+    # Child workflow ids derive from the parent's id, so replay needs the original id.
+    index_path = OUT / "workflow_ids.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    index[name] = workflow_id
+    index_path.write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
     print(f"recorded {name}")
 
 

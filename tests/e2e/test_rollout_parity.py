@@ -39,8 +39,8 @@ async def test_legacy_and_graph_rollouts_deliver_the_same(session, step_fixture)
     legacy_plan = plan_dispatch(steel_look(), None, catalog, SMALL)
     graph_plan = plan_dispatch(steel_look(rollout="graph", workflow_id="order-still-v1"),
                                starter("order-still-v1"), catalog, SMALL)
-    legacy = await run_dispatch(session, legacy_plan, order, "steel-look-still", catalog)
-    graph = await run_dispatch(session, graph_plan, order, "steel-look-still", catalog)
+    legacy = await run_dispatch(session, legacy_plan, order, "steel-look-still")
+    graph = await run_dispatch(session, graph_plan, order, "steel-look-still")
 
     assert (legacy.route, graph.route) == ("legacy", "graph")
     assert legacy.status == graph.status == "completed", (legacy.error, graph.error)

@@ -1,0 +1,63 @@
+"""What a dispatched order line runs: the route, the pinned plans, and effective parameters.
+
+Pure pydantic, no database or server imports: the order-line workflow carries it in its input.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from legacy_adapter.pipeline_plan import LegacyPlan
+from registry.plan import ExecutionPlan
+
+
+class OrderLine(BaseModel):
+    """What an API client sends to have one order line produced."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_line_id: str
+    step_path: str
+    product_category: str | None = None
+    invocation_params: dict[str, Any] = {}
+    """Per-order parameter values; they win over the output type's overrides."""
+
+
+class EffectiveCall(BaseModel):
+    """Parameters one module ran with, and where each value came from."""
+
+    params: dict[str, Any]
+    param_sources: dict[str, str]
+
+
+class DispatchPlan(BaseModel):
+    """Where an order line goes and with what, decided before anything runs."""
+
+    route: Literal["legacy", "graph"]
+    artifact_kinds: list[str]
+    intake_plan: ExecutionPlan | None = None
+    """The cad_file intake a graph route runs first."""
+    graph_plan: ExecutionPlan | None = None
+    legacy_plan: LegacyPlan | None = None
+
+    def effective(self) -> dict[str, EffectiveCall]:
+        """Module key → effective parameters with provenance (the run's explanation)."""
+        if self.graph_plan:
+            return {node.module_key: EffectiveCall(params=node.params,
+                                                   param_sources=node.param_sources)
+                    for node in self.graph_plan.nodes}
+        return {key: EffectiveCall(params=call.params, param_sources=call.param_sources)
+                for key, call in self.legacy_plan.steps.items()}
+
+
+class InvocationResult(BaseModel):
+    """The outcome of one dispatched order line."""
+
+    route: Literal["legacy", "graph"]
+    status: Literal["completed", "failed"]
+    workflow_ids: list[str]
+    artifacts: list[dict[str, Any]]
+    effective: dict[str, EffectiveCall]
+    error: dict[str, Any] | None = None
