@@ -13,7 +13,7 @@ from sqlmodel import Session
 from api.catalog_history import record_snapshot
 from api.db import create_tables, make_engine
 from api.errors import install_error_handlers
-from api.routes import legacy, output_types, workflows
+from api.routes import legacy, order_lines, output_types, workflows
 from api.seed import seed
 from prodgraph.settings import Settings, get_settings
 from registry.catalog import Catalog, default_catalog
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog = default_catalog()
     app.state.engine = make_engine(settings)
     install_error_handlers(app)
-    for router in (workflows.router, output_types.router, legacy.router):
+    for router in (workflows.router, output_types.router, order_lines.router, legacy.router):
         app.include_router(router)
     return app
 

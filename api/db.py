@@ -11,6 +11,7 @@ from sqlmodel import Session, SQLModel, create_engine
 
 import api.models  # noqa: F401  (registers CatalogSnapshot on the metadata)
 import output_profiles.models  # noqa: F401  (registers OutputType and WorkflowDefinitionRecord)
+from prodgraph.runs import TemporalSession
 from prodgraph.settings import Settings
 from registry.catalog import Catalog
 
@@ -43,3 +44,27 @@ def get_catalog(request: Request) -> Catalog:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+
+
+async def get_temporal(request: Request) -> TemporalSession:
+    """The app's Temporal session: connected on first use to PRODGRAPH_TEMPORAL_ADDRESS."""
+    from api.errors import TemporalUnavailableError
+    from worker import connect
+
+    state = request.app.state
+    if getattr(state, "temporal", None) is None:
+        settings = state.settings
+        if not settings.temporal_address:
+            raise TemporalUnavailableError(
+                "no Temporal server configured: set PRODGRAPH_TEMPORAL_ADDRESS and run workers "
+                "(python worker.py)", field="PRODGRAPH_TEMPORAL_ADDRESS")
+        try:
+            client = await connect(settings.temporal_address, settings)
+        except RuntimeError as error:
+            raise TemporalUnavailableError(
+                f"Temporal at {settings.temporal_address} is unreachable: {error}") from None
+        state.temporal = TemporalSession(client, settings.temporal_ui_url, settings)
+    return state.temporal
+
+
+TemporalDep = Annotated[TemporalSession, Depends(get_temporal)]

@@ -47,6 +47,12 @@ class InvalidOutputTypeError(ProdgraphError):
         self.problems = problems
 
 
+class TemporalUnavailableError(ProdgraphError):
+    """No Temporal server is configured or reachable for launching runs."""
+
+    code = "temporal_unavailable"
+
+
 class CatalogChangedError(ProdgraphError):
     """A definition was written against another catalogue version than the current one."""
 
@@ -63,6 +69,7 @@ class CatalogChangedError(ProdgraphError):
 #: HTTP status per error class; the nearest class in the exception's MRO wins.
 STATUS: dict[type[ProdgraphError], int] = {
     NotFound: 404,
+    TemporalUnavailableError: 503,
     CadFileNotFoundError: 404,
     Conflict: 409,
     DispatchError: 409,

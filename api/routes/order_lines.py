@@ -1,0 +1,77 @@
+"""Order-line routes: launch an invocation through its output type, and follow it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from api.db import CatalogDep, SessionDep, TemporalDep
+from api.errors import NotFound
+from api.store import require_output_type, workflow_for
+from output_profiles.dispatch import plan_dispatch, start_dispatch
+from output_profiles.dispatch_plan import EffectiveCall, InvocationResult, OrderLine
+from workflows.order_line import OrderLineWorkflow
+
+router = APIRouter(prefix="/api/order-lines", tags=["order lines"])
+
+
+class OrderLineRequest(OrderLine):
+    """An order line to produce, and the output type sold on it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    output_type: str
+
+
+class OrderLineLaunched(BaseModel):
+    """A started invocation."""
+
+    workflow_id: str
+    route: Literal["legacy", "graph"]
+    artifact_kinds: list[str]
+    temporal_ui: str | None
+    effective: dict[str, EffectiveCall]
+
+
+class OrderLineStatus(BaseModel):
+    """Where an invocation stands; the result once it has ended."""
+
+    workflow_id: str
+    status: str
+    temporal_ui: str | None
+    result: InvocationResult | None = None
+
+
+@router.post("", response_model=OrderLineLaunched, status_code=202)
+async def launch_order_line(request: OrderLineRequest, session: SessionDep, catalog: CatalogDep,
+                            temporal: TemporalDep) -> OrderLineLaunched:
+    """Dispatch through the output type (legacy, graph; shadow is refused) and start the run."""
+    output_type = require_output_type(session, request.output_type)
+    plan = plan_dispatch(output_type, workflow_for(session, output_type), catalog,
+                         request.invocation_params)
+    order = OrderLine(**request.model_dump(exclude={"output_type"}))
+    handle = await start_dispatch(temporal, plan, order, output_type.slug)
+    return OrderLineLaunched(workflow_id=handle.id, route=plan.route,
+                             artifact_kinds=plan.artifact_kinds,
+                             temporal_ui=temporal.workflow_url(handle.id),
+                             effective=plan.effective())
+
+
+@router.get("/{workflow_id}", response_model=OrderLineStatus)
+async def order_line_status(workflow_id: str, temporal: TemporalDep) -> OrderLineStatus:
+    """Status of a launched order line, with its result when it has ended."""
+    handle = temporal.client.get_workflow_handle_for(OrderLineWorkflow.run, workflow_id)
+    try:
+        description = await handle.describe()
+    except RPCError:
+        raise NotFound(f"no order-line run {workflow_id!r}", field="workflow_id") from None
+    status = description.status or WorkflowExecutionStatus.RUNNING
+    result: InvocationResult | None = None
+    if status == WorkflowExecutionStatus.COMPLETED:
+        result = await handle.result()
+    return OrderLineStatus(workflow_id=workflow_id, status=status.name.lower(),
+                           temporal_ui=temporal.workflow_url(workflow_id), result=result)
