@@ -31,4 +31,5 @@ lint: install
 	$(BIN)/ruff check .
 
 clean:
+	-$(BIN)/prodgraph server stop
 	rm -rf out .state .pytest_cache

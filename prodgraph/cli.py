@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     importer.add_argument("export", type=Path)
     importer.add_argument("--json", action="store_true")
     importer.set_defaults(handler=_import_output_types)
+    server = commands.add_parser("server", help="the embedded Temporal dev server")
+    server.add_argument("action", choices=["start", "stop", "status"])
+    server.set_defaults(handler=_server)
     serve = commands.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -197,6 +200,22 @@ def _import_output_types(args: argparse.Namespace) -> int:
                       else f"{record.artifact_kind}" + "".join(f"; {w}" for w in record.warnings))
             print(f"{record.status:<8} {record.slug or '-':<32} {detail}")
         print(f"{report.created} created, {report.updated} updated, {report.errors} errors")
+    return 0
+
+
+def _server(args: argparse.Namespace) -> int:
+    from prodgraph.embedded import ensure_dev_server, stop_dev_server
+
+    settings = get_settings()
+    if args.action == "stop":
+        stopped = stop_dev_server(settings.state_dir)
+        print("stopped" if stopped else "no embedded server was running")
+        return 0
+    if args.action == "status" and not (settings.state_dir / "temporal-server.json").exists():
+        print("not running")
+        return 1
+    endpoint = asyncio.run(ensure_dev_server(settings.state_dir, settings.temporal_namespace))
+    print(f"Temporal at {endpoint.address}, Web UI at {endpoint.ui_url}")
     return 0
 
 

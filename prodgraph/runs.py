@@ -11,7 +11,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from prodgraph.embedded import embedded_temporal
+from prodgraph.embedded import ensure_dev_server
 from prodgraph.settings import Settings
 from registry.plan import ExecutionPlan
 from workflows.graph import GraphRunInput, GraphRunResult, GraphWorkflow, NodeState
@@ -40,23 +40,22 @@ class TemporalSession:
 
 @asynccontextmanager
 async def temporal_session(settings: Settings):
-    """Connect to the configured server, or start the embedded one with in-process workers."""
+    """Connect to the configured server, or use the embedded one with in-process workers."""
     from worker import build_workers, connect
 
     if settings.temporal_address:
         client = await connect(settings.temporal_address, settings)
         yield TemporalSession(client, settings.temporal_ui_url, settings)
         return
-    async with embedded_temporal(settings.state_dir, settings.temporal_namespace) as endpoint:
-        client = await connect(endpoint.address, settings)
-        workers = build_workers(client, settings)
-        tasks = [asyncio.create_task(worker.run()) for worker in workers]
-        try:
-            yield TemporalSession(client, endpoint.ui_url, settings)
-        finally:
-            await asyncio.gather(*(worker.shutdown() for worker in workers),
-                                 return_exceptions=True)
-            await asyncio.gather(*tasks, return_exceptions=True)
+    endpoint = await ensure_dev_server(settings.state_dir, settings.temporal_namespace)
+    client = await connect(endpoint.address, settings)
+    workers = build_workers(client, settings)
+    tasks = [asyncio.create_task(worker.run()) for worker in workers]
+    try:
+        yield TemporalSession(client, endpoint.ui_url, settings)
+    finally:
+        await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def run_plan(session: TemporalSession, plan: ExecutionPlan, entry: dict[str, Any],

@@ -18,6 +18,7 @@ sys.path.insert(0, str(REPO))
 
 from output_profiles.dispatch import OrderLine, plan_dispatch, start_dispatch  # noqa: E402
 from output_profiles.models import OutputTypeCreate  # noqa: E402
+from prodgraph.embedded import stop_dev_server  # noqa: E402
 from prodgraph.runs import run_plan, temporal_session  # noqa: E402
 from prodgraph.settings import Settings  # noqa: E402
 from registry.catalog import default_catalog  # noqa: E402
@@ -35,34 +36,40 @@ async def record() -> None:
     catalog = default_catalog()
     with tempfile.TemporaryDirectory() as state:
         async with temporal_session(Settings(state_dir=Path(state))) as session:
-            intake_id, intake = await run_plan(session, compile_plan(starter("cad-intake-v1"),
-                                                                     catalog),
-                                               {"step_path": str(EXAMPLE)})
-            await save(session, intake_id, "graph_intake_completed")
-            bad = tempfile.NamedTemporaryFile(suffix=".step", delete=False)
-            bad.write(b"not a step file")
-            bad.close()
-            failed_id, _ = await run_plan(session, compile_plan(starter("cad-intake-v1"), catalog),
-                                          {"step_path": bad.name})
-            await save(session, failed_id, "graph_intake_failed")
-            os.unlink(bad.name)
-            entry = order_line_entry(intake.outputs, "replay-1")
-            still_plan = compile_plan(starter("order-still-v1"), catalog, invocation_params=SMALL)
-            still_id, _ = await run_plan(session, still_plan, entry)
-            await save(session, still_id, "graph_order_still_completed")
-            profile = OutputTypeCreate(slug="still", name="Still", artifact_kinds=["still_image"])
-            plan = plan_dispatch(profile, None, catalog, SMALL)
-            order = OrderLine(order_line_id="replay-2", step_path=str(EXAMPLE))
-            handle = await start_dispatch(session, plan, order, "still")
-            await handle.result()
-            await save(session, handle.id, "order_line_legacy_completed")
-            await save(session, f"{handle.id}-legacy", "legacy_still_completed")
-            graph = plan_dispatch(profile.model_copy(update={"rollout": "graph",
-                                                             "workflow_id": "order-still-v1"}),
-                                  starter("order-still-v1"), catalog, SMALL)
-            handle = await start_dispatch(session, graph, order, "still")
-            await handle.result()
-            await save(session, handle.id, "order_line_graph_completed")
+            await record_runs(session, catalog)
+        stop_dev_server(Path(state))
+
+
+async def record_runs(session, catalog) -> None:
+    """One run of each workflow shape, histories saved."""
+    intake_id, intake = await run_plan(session, compile_plan(starter("cad-intake-v1"),
+                                                             catalog),
+                                       {"step_path": str(EXAMPLE)})
+    await save(session, intake_id, "graph_intake_completed")
+    bad = tempfile.NamedTemporaryFile(suffix=".step", delete=False)
+    bad.write(b"not a step file")
+    bad.close()
+    failed_id, _ = await run_plan(session, compile_plan(starter("cad-intake-v1"), catalog),
+                                  {"step_path": bad.name})
+    await save(session, failed_id, "graph_intake_failed")
+    os.unlink(bad.name)
+    entry = order_line_entry(intake.outputs, "replay-1")
+    still_plan = compile_plan(starter("order-still-v1"), catalog, invocation_params=SMALL)
+    still_id, _ = await run_plan(session, still_plan, entry)
+    await save(session, still_id, "graph_order_still_completed")
+    profile = OutputTypeCreate(slug="still", name="Still", artifact_kinds=["still_image"])
+    plan = plan_dispatch(profile, None, catalog, SMALL)
+    order = OrderLine(order_line_id="replay-2", step_path=str(EXAMPLE))
+    handle = await start_dispatch(session, plan, order, "still")
+    await handle.result()
+    await save(session, handle.id, "order_line_legacy_completed")
+    await save(session, f"{handle.id}-legacy", "legacy_still_completed")
+    graph = plan_dispatch(profile.model_copy(update={"rollout": "graph",
+                                                     "workflow_id": "order-still-v1"}),
+                          starter("order-still-v1"), catalog, SMALL)
+    handle = await start_dispatch(session, graph, order, "still")
+    await handle.result()
+    await save(session, handle.id, "order_line_graph_completed")
 
 
 async def save(session, workflow_id: str, name: str) -> None:

@@ -13,8 +13,17 @@ import pytest
 import trimesh
 from imaging import colour_fractions
 
+from prodgraph.embedded import stop_dev_server
+
 pytestmark = [pytest.mark.e2e, pytest.mark.occt, pytest.mark.blender]
 SMALL = ["--width", "200", "--height", "150", "--samples", "8"]
+
+
+@pytest.fixture(autouse=True)
+def stop_embedded_server(tmp_path):
+    """The embedded server outlives each CLI call by design; stop it after the test."""
+    yield
+    stop_dev_server(tmp_path / "state")
 
 
 def run_cli(*args: str, state: Path) -> tuple[int, dict, str]:
@@ -36,6 +45,7 @@ def test_render_red_cube_blue_cylinder(tmp_path, step_fixture, validate_gltf):
     assert report["status"] == "completed" and report["error"] is None
     assert report["temporal_ui"].startswith("http://127.0.0.1:")
     assert report["workflow_id"] in report["temporal_ui"]
+    assert report["workflow_ids"][0].startswith("cad-intake-v1-")
     assert "still: completed" in progress and "glb: completed" in progress
 
     artifacts = {artifact["role"]: artifact for artifact in report["artifacts"]}
