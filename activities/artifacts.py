@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -80,10 +83,11 @@ class LocalArtifactStore:
             raise FileNotFoundError(f"artifact {ref.role} ({ref.sha256[:12]}) missing at {path}")
         return path
 
-    def scratch_dir(self) -> Path:
-        """A fresh directory for a job's intermediate files."""
-        import tempfile
-
-        scratch = self.root / "_scratch"
-        scratch.mkdir(exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=scratch))
+    @contextmanager
+    def scratch_file(self, name: str) -> Iterator[Path]:
+        """A path in a fresh private folder on the store's disk, removed afterwards."""
+        parent = self.root / "_scratch"
+        parent.mkdir(exist_ok=True)
+        # Same filesystem as the store, so put_file copies locally; always cleaned up.
+        with tempfile.TemporaryDirectory(dir=parent) as folder:
+            yield Path(folder) / name

@@ -225,13 +225,10 @@ class CadActivities:
                        ui={"palette_group": "CAD intake", "icon": "cube", "color": "#5b8def"})
     async def export_glb(self, input: ExportGlbInput) -> ExportGlbOutput:
         """Tessellate the STEP file and write a GLB (Y-up, metres, named parts, colours)."""
-        scratch = self.store.scratch_dir()
-        glb_path = scratch / "model.glb"
-        result = await self._step_job("glb", input.step_file, timeout_s=600,
-                                      glb_path=str(glb_path), **input.params.model_dump())
-        ref = self.store.put_file(glb_path, role="glb", media_type="model/gltf-binary")
-        glb_path.unlink(missing_ok=True)
-        scratch.rmdir()
+        with self.store.scratch_file("model.glb") as glb_path:
+            result = await self._step_job("glb", input.step_file, timeout_s=600,
+                                          glb_path=str(glb_path), **input.params.model_dump())
+            ref = self.store.put_file(glb_path, role="glb", media_type="model/gltf-binary")
         return ExportGlbOutput(glb=ref, node_names=result["node_names"])
 
     @production_module("cad.compute_bbox", families=("cad_file",), label="Compute bounding box",

@@ -283,28 +283,18 @@ class RenderActivities:
         """Shrink the still to a PNG preview thumbnail."""
         from PIL import Image
 
-        scratch = self.store.scratch_dir()
-        output = scratch / "thumbnail.png"
-        try:
+        with self.store.scratch_file("thumbnail.png") as output:
             with Image.open(self.store.path_of(input.still)) as image:
                 image.thumbnail((input.params.max_size, input.params.max_size))
                 image.save(output, format="PNG")
             return ThumbnailOutput(thumbnail=self.store.put_file(output, role="thumbnail"))
-        finally:
-            output.unlink(missing_ok=True)
-            scratch.rmdir()
 
     async def _render(self, op: str, input: SceneInputs, suffix: str, role: str,
                       timeout_s: float) -> tuple[ArtifactRef, dict]:
-        scratch = self.store.scratch_dir()
-        output = scratch / f"{role}{suffix}"
-        try:
+        with self.store.scratch_file(f"{role}{suffix}") as output:
             result = await self._blender_job(op, _scene_request(self.store, input, output),
-                                              timeout_s)
+                                             timeout_s)
             return self.store.put_file(output, role=role), result
-        finally:
-            output.unlink(missing_ok=True)
-            scratch.rmdir()
 
     async def _blender_job(self, op: str, request: dict, timeout_s: float) -> dict:
         try:

@@ -106,7 +106,7 @@ class ErrorResponse(BaseModel):
 
 #: OpenAPI documentation of the error answers, shared by every router.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (404, 409, 422, 500)}
+    status: {"model": ErrorResponse} for status in (404, 409, 422, 500, 503)}
 
 
 def status_of(exc: ProdgraphError) -> int:

@@ -10,13 +10,13 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from api.db import CatalogDep, SessionDep, TemporalDep
-from api.errors import NotFound
+from api.errors import ERROR_RESPONSES, NotFound
 from api.store import require_output_type, workflow_for
 from output_profiles.dispatch import plan_dispatch, start_dispatch
 from output_profiles.dispatch_plan import EffectiveCall, InvocationResult, OrderLine
 from workflows.order_line import OrderLineWorkflow
 
-router = APIRouter(prefix="/api/order-lines", tags=["order lines"])
+router = APIRouter(prefix="/api/order-lines", tags=["order lines"], responses=ERROR_RESPONSES)
 
 
 class OrderLineRequest(OrderLine):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import STEP_FIXTURES
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from conftest import STEP_FIXTURES
 
 pytestmark = [pytest.mark.e2e]
 SMALL = {"width": 160, "height": 120, "samples": 4}

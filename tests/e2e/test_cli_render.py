@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import trimesh
-from imaging import colour_fractions
 
+from imaging import colour_fractions
 from prodgraph.embedded import stop_dev_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.occt, pytest.mark.blender]

@@ -7,8 +7,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from imaging import colour_fractions
 
+from imaging import colour_fractions
 from legacy_adapter.mapping import map_legacy_settings
 from output_profiles.dispatch import OrderLine, plan_dispatch, run_dispatch
 from output_profiles.models import OutputTypeCreate
