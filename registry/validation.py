@@ -53,6 +53,7 @@ def validate_definition(definition: WorkflowDefinition, catalog: Catalog) -> Val
     errors: list[Problem] = []
     warnings: list[Problem] = []
     index = _index_nodes(definition, errors)
+    _check_catalog_version(definition, catalog, warnings)
     _check_size(definition, errors)
     edges = _check_edges(definition, index, errors)
     _check_steps(definition, catalog, edges, errors, warnings)
@@ -129,6 +130,15 @@ def _index_nodes(definition: WorkflowDefinition, errors: list[Problem]) -> dict[
         else:
             index[node.id] = position
     return index
+
+
+def _check_catalog_version(definition: WorkflowDefinition, catalog: Catalog,
+                           warnings: list[Problem]) -> None:
+    if definition.catalog_version and definition.catalog_version != catalog.version:
+        warnings.append(Problem(
+            code="catalog_changed", path="$.catalog_version",
+            message=f"saved against catalogue {definition.catalog_version}; re-validated against "
+                    f"the current catalogue {catalog.version}"))
 
 
 def _check_size(definition: WorkflowDefinition, errors: list[Problem]) -> None:
