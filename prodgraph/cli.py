@@ -43,13 +43,17 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--out", type=Path, default=Path("out"), help="output directory")
         command.add_argument("--json", action="store_true", help="end with one JSON object")
         if render:
-            command.add_argument("--width", type=int)
-            command.add_argument("--height", type=int)
-            command.add_argument("--samples", type=int)
-            command.add_argument("--engine", choices=["cycles", "eevee", "workbench"])
-            command.add_argument("--transparent", action="store_true", default=None,
-                                 dest="transparent_background")
+            _add_render_flags(command)
         command.set_defaults(handler=_produce, render=render)
+    order = commands.add_parser("order", help="produce one order line through an output type")
+    order.add_argument("output_type", help="output type slug, e.g. studio-still")
+    order.add_argument("step_file", type=Path)
+    order.add_argument("--out", type=Path, default=Path("out"), help="output directory")
+    order.add_argument("--order-line-id")
+    order.add_argument("--category", help="product category")
+    order.add_argument("--json", action="store_true", help="end with one JSON object")
+    _add_render_flags(order)
+    order.set_defaults(handler=_order)
     nodes = commands.add_parser("nodes", help="list node definitions")
     nodes.add_argument("--family", choices=["cad_file", "order_line"])
     nodes.add_argument("--json", action="store_true")
@@ -80,12 +84,50 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_render_flags(command: argparse.ArgumentParser) -> None:
+    """Invocation parameters a user may set per run."""
+    command.add_argument("--width", type=int)
+    command.add_argument("--height", type=int)
+    command.add_argument("--samples", type=int)
+    command.add_argument("--engine", choices=["cycles", "eevee", "workbench"])
+    command.add_argument("--transparent", action="store_true", default=None,
+                         dest="transparent_background")
+
+
+def _invocation(args: argparse.Namespace) -> dict[str, Any]:
+    return {key: getattr(args, key, None) for key in
+            ("width", "height", "samples", "engine", "transparent_background")
+            if getattr(args, key, None) is not None}
+
+
+def _order(args: argparse.Namespace) -> int:
+    from prodgraph.production import produce_order_line
+    from prodgraph.runs import temporal_session
+
+    settings = get_settings()
+    _log_to_file(settings.state_dir / "prodgraph.log")
+
+    async def run() -> dict:
+        async with temporal_session(settings) as session:
+            return await produce_order_line(
+                session, args.output_type, args.step_file, args.out,
+                order_line_id=args.order_line_id, product_category=args.category,
+                invocation_params=_invocation(args))
+
+    report = asyncio.run(run())
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{report['route']} route: {report['status']}")
+        _print_summary({**report, "bbox": None})
+    return 0 if report["status"] == "completed" else 1
+
+
 def _produce(args: argparse.Namespace) -> int:
     from prodgraph.production import produce
     from prodgraph.runs import temporal_session
 
-    invocation = {key: getattr(args, key, None) for key in
-                  ("width", "height", "samples", "engine", "transparent_background")}
+    invocation = _invocation(args)
 
     def progress(workflow_id: str, node_id: str, state: Any) -> None:
         detail = f"  {state.error.code}: {state.error.message}" if state.error else ""

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from activities.artifacts import ArtifactRef, LocalArtifactStore
+from activities.artifacts import ArtifactRef, LocalArtifactStore, refs_in
 from prodgraph.runs import ProgressCallback, TemporalSession, run_plan
 from registry.catalog import default_catalog
 from registry.compiler import compile_plan
@@ -18,7 +18,7 @@ from workflows.order_line import order_line_entry
 
 INTAKE_WORKFLOW = "cad-intake-v1"
 STILL_WORKFLOW = "order-still-v1"
-DELIVERABLE_ROLES = ("still", "turntable", "blend", "thumbnail")
+DELIVERABLE_ROLES = ("glb", "still", "turntable", "blend", "thumbnail")
 
 
 async def produce(session: TemporalSession, step_path: Path, out_dir: Path, *, render: bool,
@@ -46,12 +46,16 @@ async def produce(session: TemporalSession, step_path: Path, out_dir: Path, *, r
                             invocation_params=invocation_params)
         workflow_id, rendered = await run_plan(session, plan, entry, on_progress)
         _record(report, session, workflow_id, rendered)
-        refs += [ref for output in rendered.outputs.values() for ref in _artifact_refs(output)
-                 if ref["role"] in DELIVERABLE_ROLES]
-    store = LocalArtifactStore(session.settings.artifact_root())
-    report["artifacts"] = [_deliver(store, ArtifactRef(**ref), out_dir, step_path.stem)
-                           for ref in refs]
+        refs += refs_in(rendered.outputs)
+    report["artifacts"] = deliver(session, refs, out_dir, step_path.stem)
     return report
+
+
+def deliver(session: TemporalSession, refs: list[dict], out_dir: Path, stem: str) -> list[dict]:
+    """Copy the deliverables (GLB, still, turntable, .blend, thumbnail) into out_dir."""
+    store = LocalArtifactStore(session.settings.artifact_root())
+    return [_deliver(store, ArtifactRef(**ref), out_dir, stem) for ref in refs
+            if ref["role"] in DELIVERABLE_ROLES]
 
 
 def _record(report: dict, session: TemporalSession, workflow_id: str,
@@ -65,11 +69,6 @@ def _record(report: dict, session: TemporalSession, workflow_id: str,
             {"code": "run_failed", "message": "the run did not complete", "node_id": None}
 
 
-def _artifact_refs(output: dict[str, Any]) -> list[dict]:
-    return [value for value in output.values()
-            if isinstance(value, dict) and {"uri", "sha256", "role"} <= set(value)]
-
-
 def _deliver(store: LocalArtifactStore, ref: ArtifactRef, out_dir: Path, stem: str) -> dict:
     source = store.path_of(ref)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -78,3 +77,39 @@ def _deliver(store: LocalArtifactStore, ref: ArtifactRef, out_dir: Path, stem: s
     shutil.copyfile(source, target)
     return {"role": ref.role, "path": str(target.resolve()), "sha256": ref.sha256,
             "media_type": ref.media_type}
+
+
+async def produce_order_line(session: TemporalSession, output_type_slug: str, step_path: Path,
+                             out_dir: Path, *, order_line_id: str | None = None,
+                             product_category: str | None = None,
+                             invocation_params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Dispatch one order line through a stored output type, run it, deliver its files."""
+    from sqlmodel import Session
+
+    from api.app import prepare_database
+    from api.db import make_engine
+    from api.errors import NotFound
+    from api.store import find_output_type, workflow_for
+    from output_profiles.dispatch import OrderLine, plan_dispatch, start_dispatch
+
+    catalog = default_catalog()
+    engine = make_engine(session.settings)
+    prepare_database(engine, catalog)
+    with Session(engine) as db:
+        output_type = find_output_type(db, output_type_slug)
+        if output_type is None:
+            raise NotFound(f"no output type {output_type_slug!r}; list them with "
+                           "GET /api/output-types", field="output_type")
+        plan = plan_dispatch(output_type, workflow_for(db, output_type), catalog,
+                             invocation_params)
+    order = OrderLine(order_line_id=order_line_id or f"cli-{uuid.uuid4().hex[:8]}",
+                      step_path=str(step_path.resolve()), product_category=product_category,
+                      invocation_params=invocation_params or {})
+    handle = await start_dispatch(session, plan, order, output_type_slug)
+    result = await handle.result()
+    return {"status": result.status, "route": result.route, "workflow_id": handle.id,
+            "workflow_ids": result.workflow_ids, "temporal_ui": session.workflow_url(handle.id),
+            "artifact_kinds": plan.artifact_kinds,
+            "artifacts": deliver(session, result.artifacts, out_dir, step_path.stem),
+            "effective": {key: call.model_dump() for key, call in result.effective.items()},
+            "error": result.error}

@@ -9,6 +9,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict
 
+    from activities.artifacts import refs_in
     from output_profiles.dispatch_plan import DispatchPlan, InvocationResult, OrderLine
     from workflows.graph import GraphRunInput, GraphRunResult, GraphWorkflow
     from workflows.legacy import LegacyPipelineInput, LegacyPipelineWorkflow
@@ -78,9 +79,7 @@ class OrderLineWorkflow:
 
     def _result(self, input: OrderLineInput, child_ids: list[str],
                 outputs: list[dict[str, dict[str, Any]]], error) -> InvocationResult:
-        artifacts = [value for run in outputs for output in run.values()
-                     for value in output.values()
-                     if isinstance(value, dict) and {"uri", "sha256", "role"} <= set(value)]
+        artifacts = [ref for run in outputs for ref in refs_in(run)]
         return InvocationResult(
             route=input.dispatch.route, status="failed" if error else "completed",
             workflow_ids=child_ids, artifacts=artifacts, effective=input.dispatch.effective(),

@@ -1,0 +1,47 @@
+"""An imported legacy output type produces an order line through the CLI: legacy route, real
+Workbench JPEG and PNG thumbnail, effective settings explained."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from conftest import SHARED_DIR, STEP_FIXTURES
+from prodgraph.embedded import stop_dev_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.occt, pytest.mark.blender]
+
+
+def test_legacy_web_preview_order_line(tmp_path):
+    env = {**os.environ, "PRODGRAPH_STATE_DIR": str(tmp_path / "state")}
+    env.pop("PRODGRAPH_TEMPORAL_ADDRESS", None)
+    cli = [sys.executable, "-m", "prodgraph.cli"]
+    try:
+        subprocess.run([*cli, "output-types", "import",
+                        str(SHARED_DIR / "fixtures" / "legacy" / "output_types_export.json")],
+                       env=env, check=True, capture_output=True, timeout=120)
+        done = subprocess.run(
+            [*cli, "order", "web-preview", str(STEP_FIXTURES / "red_cube_blue_cylinder.step"),
+             "--out", str(tmp_path / "out"), "--width", "160", "--height", "120", "--json"],
+            env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        stop_dev_server(tmp_path / "state")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 0, report
+    assert (report["route"], report["status"]) == ("legacy", "completed")
+    assert report["artifact_kinds"] == ["still_image", "preview_thumbnail"]
+    artifacts = {artifact["role"]: artifact for artifact in report["artifacts"]}
+    assert artifacts["still"]["media_type"] == "image/jpeg"
+    with Image.open(artifacts["still"]["path"]) as still:
+        assert (still.format, still.size) == ("JPEG", (160, 120))
+    with Image.open(artifacts["thumbnail"]["path"]) as thumbnail:
+        assert thumbnail.format == "PNG" and max(thumbnail.size) <= 256
+    still = report["effective"]["render.blender_still"]
+    assert still["params"]["engine"] == "workbench"
+    assert still["param_sources"] == {**still["param_sources"], "engine": "profile_override",
+                                      "width": "invocation", "image_format": "profile_override"}
