@@ -1,4 +1,4 @@
-"""The `prodgraph` command line: render, intake, nodes, validate."""
+"""The `prodgraph` command line: render, intake, order, the registry, legacy import, servers."""
 
 from __future__ import annotations
 
@@ -58,22 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     nodes.add_argument("--family", choices=["cad_file", "order_line"])
     nodes.add_argument("--json", action="store_true")
     nodes.set_defaults(handler=_nodes)
-    validate = commands.add_parser("validate", help="validate a workflow definition file")
-    validate.add_argument("definition", type=Path)
-    validate.add_argument("--json", action="store_true")
-    validate.set_defaults(handler=_validate)
+    _file_command(commands, "validate", "validate a workflow definition file", "definition",
+                  _validate)
     legacy = commands.add_parser("legacy", help="legacy output types").add_subparsers(
         required=True, metavar="ACTION")
-    legacy_map = legacy.add_parser("map", help="map a legacy export to invocation profiles")
-    legacy_map.add_argument("export", type=Path)
-    legacy_map.add_argument("--json", action="store_true")
-    legacy_map.set_defaults(handler=_legacy_map)
+    _file_command(legacy, "map", "map a legacy export to invocation profiles", "export",
+                  _legacy_map)
     output_types = commands.add_parser("output-types", help="output types").add_subparsers(
         required=True, metavar="ACTION")
-    importer = output_types.add_parser("import", help="import a legacy export as output types")
-    importer.add_argument("export", type=Path)
-    importer.add_argument("--json", action="store_true")
-    importer.set_defaults(handler=_import_output_types)
+    _file_command(output_types, "import", "import a legacy export as output types", "export",
+                  _import_output_types)
     server = commands.add_parser("server", help="the embedded Temporal dev server")
     server.add_argument("action", choices=["start", "stop", "status"])
     server.set_defaults(handler=_server)
@@ -82,6 +76,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(handler=_serve)
     return parser
+
+
+def _file_command(commands, name: str, help: str, argument: str, handler) -> None:
+    """A sub-command that reads one JSON file and may answer in JSON."""
+    command = commands.add_parser(name, help=help)
+    command.add_argument(argument, type=Path)
+    command.add_argument("--json", action="store_true")
+    command.set_defaults(handler=handler)
 
 
 def _add_render_flags(command: argparse.ArgumentParser) -> None:
