@@ -9,10 +9,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.artifacts import ArtifactRef, LocalArtifactStore
 from activities.child_process import ChildJobRunner, JobFailure
-from activities.module import RetryDefaults, production_module
+from activities.module import CONTRACT, RetryDefaults, production_module
 
 STEP_MAGIC = b"ISO-10303-21"
-CONTRACT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class BBox(BaseModel):
@@ -249,8 +248,7 @@ class CadActivities:
                 # OCCT segfaults on some damaged files: that is the file's fault, not transient.
                 raise _permanent("invalid_cad_file", "the CAD kernel crashed reading this "
                                  f"file: {failure.message}") from None
-            raise ApplicationError(failure.message, type=failure.code,
-                                   non_retryable=not failure.retryable) from None
+            raise failure.as_application_error() from None
 
 
 def _permanent(code: str, message: str) -> ApplicationError:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.jobs.protocol import EXIT_TYPED_ERROR
 
@@ -30,6 +31,10 @@ class JobFailure(Exception):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+    def as_application_error(self) -> ApplicationError:
+        """The failure as Temporal reports it: typed, retryable only when it may pass."""
+        return ApplicationError(self.message, type=self.code, non_retryable=not self.retryable)
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from temporalio.exceptions import ApplicationError
 
 from activities.cad import CadObject
-from activities.module import production_module
+from activities.module import CONTRACT, production_module
 
-CONTRACT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 MATERIALS_UI = {"palette_group": "Materials", "icon": "palette", "color": "#49a86b"}
 
 

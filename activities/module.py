@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 
 from activities.artifacts import ArtifactRef
@@ -17,6 +17,9 @@ Family = Literal["cad_file", "order_line"]
 QueueName = Literal["default", "cad", "render"]
 
 SPEC_ATTRIBUTE = "__prodgraph_module__"
+#: Model config of every module contract: unknown keys are errors, field docstrings reach the
+#: JSON schemas the editor renders.
+CONTRACT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from activities.artifacts import ArtifactRef, LocalArtifactStore
-from activities.module import production_module
+from activities.module import CONTRACT, production_module
 
-CONTRACT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 OUTPUT_UI = {"palette_group": "Delivery", "icon": "send", "color": "#8a63d2"}
 DELIVERABLE_ROLES = ("still", "turntable", "blend", "thumbnail")
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from temporalio.exceptions import ApplicationError
+from pydantic import BaseModel, Field
 
 from activities.artifacts import ArtifactRef, LocalArtifactStore
 from activities.cad import BBox
 from activities.child_process import ChildJobRunner, JobFailure
 from activities.materials import Material
-from activities.module import RetryDefaults, production_module
+from activities.module import CONTRACT, RetryDefaults, production_module
 
-CONTRACT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 RENDER_RETRY = RetryDefaults(max_attempts=2, initial_interval_s=2.0)
 RENDER_UI = {"palette_group": "Rendering", "icon": "camera", "color": "#e0803b"}
 
@@ -300,8 +298,7 @@ class RenderActivities:
         try:
             return await self.jobs.run("blender_job", op, request, timeout_s=timeout_s)
         except JobFailure as failure:
-            raise ApplicationError(failure.message, type=failure.code,
-                                   non_retryable=not failure.retryable) from None
+            raise failure.as_application_error() from None
 
 
 def _scene_request(store: LocalArtifactStore, input: SceneInputs, output) -> dict[str, Any]:

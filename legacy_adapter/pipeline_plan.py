@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from output_profiles.invocation import ArtifactKind
 from registry.catalog import Catalog
-from registry.compiler import effective_params
+from registry.compiler import effective_params, override_layers
 from registry.plan import ParamSource
 
 #: The render module the legacy pipeline calls for each artifact kind.
@@ -58,8 +58,9 @@ def legacy_plan(artifact_kind: ArtifactKind, overrides: dict[str, Any], catalog:
         artifact_kind == ArtifactKind.preview_thumbnail
     chain = [*INTAKE_CHAIN, *LOOK_CHAIN, render_step,
              *(["render.thumbnail"] if thumbnail else []), *DELIVERY_CHAIN]
-    layers = [("profile_override", _present(overrides)),
-              ("invocation", _present(invocation_params or {}))]
+    # preview_thumbnail chooses a deliverable (decided above), not a module parameter.
+    profile = {key: value for key, value in overrides.items() if key != "preview_thumbnail"}
+    layers = override_layers(profile, invocation_params)
     steps = {}
     for key in chain:
         spec = catalog.specs[key]
@@ -70,7 +71,3 @@ def legacy_plan(artifact_kind: ArtifactKind, overrides: dict[str, Any], catalog:
     return LegacyPlan(artifact_kind=artifact_kind, render_step=render_step,
                       thumbnail=thumbnail, steps=steps)
 
-
-def _present(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in values.items()
-            if value is not None and key != "preview_thumbnail"}

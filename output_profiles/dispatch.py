@@ -16,10 +16,8 @@ from prodgraph.runs import TemporalSession
 from registry.catalog import Catalog
 from registry.compiler import compile_plan
 from registry.definition import WorkflowDefinition
-from registry.starters import starter
+from registry.starters import INTAKE_STARTER, starter
 from workflows.order_line import OrderLineInput, OrderLineWorkflow
-
-INTAKE_WORKFLOW = "cad-intake-v1"
 
 
 class DispatchError(ProdgraphError):
@@ -50,7 +48,7 @@ def plan_dispatch(output_type: OutputTypeBase, workflow: WorkflowDefinition | No
                         invocation_params=invocation_params)
     return DispatchPlan(route="graph", artifact_kinds=[str(kind) for kind in
                                                        output_type.artifact_kinds],
-                        intake_plan=compile_plan(starter(INTAKE_WORKFLOW), catalog),
+                        intake_plan=compile_plan(starter(INTAKE_STARTER), catalog),
                         graph_plan=plan)
 
 

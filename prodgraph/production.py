@@ -12,11 +12,10 @@ from prodgraph.runs import ProgressCallback, TemporalSession, run_plan
 from registry.catalog import default_catalog
 from registry.compiler import compile_plan
 from registry.definition import WorkflowDefinition
-from registry.starters import starter
+from registry.starters import INTAKE_STARTER, starter
 from workflows.graph import GraphRunResult
 from workflows.order_line import order_line_entry
 
-INTAKE_WORKFLOW = "cad-intake-v1"
 STILL_WORKFLOW = "order-still-v1"
 DELIVERABLE_ROLES = ("glb", "still", "turntable", "blend", "thumbnail")
 
@@ -30,7 +29,7 @@ async def produce(session: TemporalSession, step_path: Path, out_dir: Path, *, r
     report: dict[str, Any] = {"status": "completed", "workflow_id": None, "temporal_ui": None,
                               "workflow_ids": [], "artifacts": [], "objects": [], "bbox": None,
                               "error": None}
-    intake_plan = compile_plan(starter(INTAKE_WORKFLOW), catalog)
+    intake_plan = compile_plan(starter(INTAKE_STARTER), catalog)
     workflow_id, intake = await run_plan(
         session, intake_plan, {"step_path": str(step_path.resolve())}, on_progress)
     _record(report, session, workflow_id, intake)

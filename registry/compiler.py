@@ -33,8 +33,7 @@ def compile_plan(
         raise InvalidDefinitionError(
             f"workflow {definition.id!r} is invalid: {report.errors[0].message}",
             problems=[problem.model_dump() for problem in report.errors])
-    layers = [("profile_override", _present(profile_overrides)),
-              ("invocation", _present(invocation_params))]
+    layers = override_layers(profile_overrides, invocation_params)
     _check_override_targets(definition, catalog, layers)
     edges = list(dict.fromkeys((edge.source, edge.target) for edge in definition.edges))
     order = topological_order([node.id for node in definition.nodes], edges) or []
@@ -117,5 +116,10 @@ def _producers(definition: WorkflowDefinition, catalog: Catalog) -> dict[str, li
     return producers
 
 
-def _present(values: dict[str, Any] | None) -> dict[str, Any]:
-    return {key: value for key, value in (values or {}).items() if value is not None}
+def override_layers(profile_overrides: dict[str, Any] | None,
+                    invocation_params: dict[str, Any] | None
+                    ) -> list[tuple[ParamSource, dict[str, Any]]]:
+    """The override layers above node params, in precedence order; None means not overridden."""
+    return [(source, {key: value for key, value in (values or {}).items() if value is not None})
+            for source, values in (("profile_override", profile_overrides),
+                                   ("invocation", invocation_params))]

@@ -9,6 +9,8 @@ from pathlib import Path
 from registry.definition import WorkflowDefinition
 
 STARTER_DIR = Path(__file__).parent / "starters"
+#: The cad_file intake every order line's CAD file goes through first.
+INTAKE_STARTER = "cad-intake-v1"
 
 
 @lru_cache

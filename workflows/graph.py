@@ -80,7 +80,7 @@ class GraphWorkflow:
         failure: NodeError | None = None
         while True:
             if failure is None:
-                for node in self._ready(plan, outputs, running):
+                for node in self._ready(plan):
                     self._states[node.id].status = "running"
                     task = asyncio.ensure_future(self._run_node(node, input, outputs))
                     running[task] = node.id
@@ -107,7 +107,7 @@ class GraphWorkflow:
         """An operator retries or skips a node that is awaiting_operator."""
         self._decisions[decision.node_id] = decision
 
-    def _ready(self, plan: ExecutionPlan, outputs: dict, running: dict) -> list[PlanNode]:
+    def _ready(self, plan: ExecutionPlan) -> list[PlanNode]:
         settled = {node_id for node_id, state in self._states.items()
                    if state.status in ("completed", "skipped")}
         return sorted((node for node in plan.nodes if self._states[node.id].status == "pending"
