@@ -1,4 +1,4 @@
-# prodgraph: `make demo` runs the main job on the bundled example, `make test` runs every test.
+# prodgraph: `make demo` runs the main job on the bundled example, `make test` runs lint, then every test.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -24,11 +24,13 @@ $(VALIDATOR): tools/gltf-validator/package.json tools/gltf-validator/package-loc
 demo: install
 	$(BIN)/prodgraph render $(EXAMPLE) --out out/demo --width 800 --height 600 --samples 32
 
-test: install
+test: lint
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	-$(BIN)/prodgraph server stop

@@ -8,7 +8,6 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel, ConfigDict
@@ -41,12 +40,6 @@ class ArtifactRef(BaseModel):
     """IANA media type, e.g. image/png."""
     role: str
     """What the artifact is in the production (step_file, glb, still, ...)."""
-
-
-def refs_in(outputs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every artifact reference among module outputs (node or module key → output), in order."""
-    return [value for output in outputs.values() for value in output.values()
-            if isinstance(value, dict) and {"uri", "sha256", "role"} <= set(value)]
 
 
 def media_type_for(path: Path) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
-from temporalio.exceptions import ApplicationError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from activities.artifacts import ArtifactRef, LocalArtifactStore
-from activities.child_process import ChildJobRunner, JobFailure
-from activities.module import CONTRACT, RetryDefaults, production_module
+from activities.child_process import ChildJobRunner
+from activities.module import CONTRACT, production_module
+from core.errors import CadFileNotFoundError, InvalidCadFileError, JobCrashedError
+from core.vocabulary import RetryPolicy
 
 STEP_MAGIC = b"ISO-10303-21"
 
@@ -25,6 +26,12 @@ class BBox(BaseModel):
     """Upper corner [x, y, z]."""
     unit: str = "m"
     """Always metres."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BBox:
+        if any(low > high for low, high in zip(self.min, self.max, strict=True)):
+            raise ValueError(f"min {self.min} must not exceed max {self.max}")
+        return self
 
 
 class CadObject(BaseModel):
@@ -122,6 +129,8 @@ class ExportGlbParams(BaseModel):
     """Linear deflection as a fraction of the part's bounding-box diagonal."""
     angular_deflection_rad: float = Field(0.5, gt=0, le=1.5)
     """Maximum angle between adjacent facet normals."""
+    linear_deflection_mm: float | None = Field(None, gt=0, le=100)
+    """Absolute chordal deflection in millimetres; when set it replaces relative_deflection."""
 
 
 class ExportGlbInput(BaseModel):
@@ -175,7 +184,28 @@ class ComputeBboxOutput(BaseModel):
     """Bounding box in metres."""
 
 
-CAD_RETRY = RetryDefaults(max_attempts=2)
+# --- what an OCP child job reads ----------------------------------------------------------
+
+
+class StepJobRequest(BaseModel):
+    """A STEP file for an OCP child job to read."""
+
+    model_config = CONTRACT
+
+    step_path: str
+    """Local path of the stored STEP file."""
+
+
+class GlbJobRequest(StepJobRequest):
+    """A STEP file to tessellate, where to write the GLB, and how finely."""
+
+    glb_path: str
+    """Where the job writes the GLB."""
+    tessellation: ExportGlbParams
+    """The module's validated parameters."""
+
+
+CAD_RETRY = RetryPolicy(max_attempts=2)
 
 
 class CadActivities:
@@ -192,18 +222,17 @@ class CadActivities:
         """Check that the STEP file exists, is a STEP file and is within limits; store it."""
         path = Path(input.step_path)
         if not path.is_file():
-            raise _permanent("cad_file_not_found", f"no such STEP file: {path}")
+            raise CadFileNotFoundError(f"no such STEP file: {path}")
         size = path.stat().st_size
         if size == 0:
-            raise _permanent("invalid_cad_file", f"{path.name}: file is empty")
+            raise InvalidCadFileError(f"{path.name}: file is empty")
         if size > input.params.max_size_mb * 1024 * 1024:
-            raise _permanent("invalid_cad_file", f"{path.name}: {size} bytes is over the "
-                             f"{input.params.max_size_mb} MB limit")
+            raise InvalidCadFileError(f"{path.name}: {size} bytes is over the "
+                                      f"{input.params.max_size_mb} MB limit")
         with path.open("rb") as handle:
             head = handle.read(1024).lstrip(b"\xef\xbb\xbf \t\r\n")
         if not head.startswith(STEP_MAGIC):
-            raise _permanent("invalid_cad_file", f"{path.name}: not a STEP file "
-                             "(no ISO-10303-21 header)")
+            raise InvalidCadFileError(f"{path.name}: not a STEP file (no ISO-10303-21 header)")
         ref = self.store.put_file(path, role="step_file", media_type="model/step")
         return ResolveStepPathOutput(step_file=ref, source_name=path.name)
 
@@ -213,7 +242,7 @@ class CadActivities:
                        ui={"palette_group": "CAD intake", "icon": "tree", "color": "#5b8def"})
     async def extract_objects(self, input: ExtractObjectsInput) -> ExtractObjectsOutput:
         """Read part names, colours, hierarchy, transforms and units from the STEP file."""
-        result = await self._step_job("extract", input.step_file, timeout_s=300)
+        result = await self._step_job("extract", self._read_request(input.step_file))
         objects = [CadObject(**item) for item in result["objects"]
                    if input.params.include_assemblies or item.get("kind") != "assembly"]
         return ExtractObjectsOutput(objects=objects, source_unit=result["source_unit"])
@@ -225,8 +254,9 @@ class CadActivities:
     async def export_glb(self, input: ExportGlbInput) -> ExportGlbOutput:
         """Tessellate the STEP file and write a GLB (Y-up, metres, named parts, colours)."""
         with self.store.scratch_file("model.glb") as glb_path:
-            result = await self._step_job("glb", input.step_file, timeout_s=600,
-                                          glb_path=str(glb_path), **input.params.model_dump())
+            request = GlbJobRequest(step_path=str(self.store.path_of(input.step_file)),
+                                    glb_path=str(glb_path), tessellation=input.params)
+            result = await self._step_job("glb", request)
             ref = self.store.put_file(glb_path, role="glb", media_type="model/gltf-binary")
         return ExportGlbOutput(glb=ref, node_names=result["node_names"])
 
@@ -236,20 +266,16 @@ class CadActivities:
                        ui={"palette_group": "CAD intake", "icon": "box", "color": "#5b8def"})
     async def compute_bbox(self, input: ComputeBboxInput) -> ComputeBboxOutput:
         """Measure the exact bounding box of all geometry, in metres."""
-        result = await self._step_job("bbox", input.step_file, timeout_s=300)
+        result = await self._step_job("bbox", self._read_request(input.step_file))
         return ComputeBboxOutput(bbox=BBox(min=result["min"], max=result["max"]))
 
-    async def _step_job(self, op: str, step_file: ArtifactRef, timeout_s: float, **extra) -> dict:
-        request = {"step_path": str(self.store.path_of(step_file)), **extra}
+    def _read_request(self, step_file: ArtifactRef) -> StepJobRequest:
+        return StepJobRequest(step_path=str(self.store.path_of(step_file)))
+
+    async def _step_job(self, op: str, request: StepJobRequest) -> dict:
         try:
-            return await self.jobs.run("step_job", op, request, timeout_s=timeout_s)
-        except JobFailure as failure:
-            if failure.code == "job_crashed":
-                # OCCT segfaults on some damaged files: that is the file's fault, not transient.
-                raise _permanent("invalid_cad_file", "the CAD kernel crashed reading this "
-                                 f"file: {failure.message}") from None
-            raise failure.as_application_error() from None
-
-
-def _permanent(code: str, message: str) -> ApplicationError:
-    return ApplicationError(message, type=code, non_retryable=True)
+            return await self.jobs.run("step_job", op, request)
+        except JobCrashedError as crash:
+            # OCCT segfaults on some damaged files: that is the file's fault, not transient.
+            raise InvalidCadFileError("the CAD kernel crashed reading this file: "
+                                      f"{crash.message}") from None

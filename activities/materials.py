@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
-from temporalio.exceptions import ApplicationError
 
 from activities.cad import CadObject
 from activities.module import CONTRACT, production_module
+from core.errors import UnknownMaterialError
 
 MATERIALS_UI = {"palette_group": "Materials", "icon": "palette", "color": "#49a86b"}
 
@@ -151,6 +151,6 @@ def _library_material(key: str, field: str) -> Material:
     try:
         return LIBRARY[key]
     except KeyError:
-        raise ApplicationError(
+        raise UnknownMaterialError(
             f"{field}: unknown material {key!r}; known: {', '.join(sorted(LIBRARY))}",
-            type="unknown_material", non_retryable=True) from None
+            field=field) from None

@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, TypeGuard
 
 from pydantic import BaseModel, ConfigDict
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.artifacts import ArtifactRef
-
-Family = Literal["cad_file", "order_line"]
-QueueName = Literal["default", "cad", "render"]
+from core.errors import ModuleError
+from core.vocabulary import Family, QueueName, RetryPolicy
 
 SPEC_ATTRIBUTE = "__prodgraph_module__"
 #: Model config of every module contract: unknown keys are errors, field docstrings reach the
 #: JSON schemas the editor renders.
 CONTRACT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-
-@dataclass(frozen=True)
-class RetryDefaults:
-    """Module-owned retry behaviour; a node may override it."""
-
-    max_attempts: int = 3
-    initial_interval_s: float = 1.0
-    backoff: float = 2.0
-    max_interval_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +39,7 @@ class ModuleSpec:
     task_queue: QueueName
     timeout_s: float
     legacy_source: str | None
-    retry: RetryDefaults = field(default_factory=RetryDefaults)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     ui: dict[str, str] = field(default_factory=dict)
 
     def data_inputs(self) -> dict[str, bool]:
@@ -77,7 +69,7 @@ def production_module(
     task_queue: QueueName = "default",
     timeout_s: float = 120.0,
     legacy_source: str | None = None,
-    retry: RetryDefaults | None = None,
+    retry: RetryPolicy | None = None,
     ui: dict[str, str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a production module: registers the activity under `key` and attaches its spec."""
@@ -92,11 +84,12 @@ def production_module(
             key=key, families=families, label=label, category=category,
             description=inspect.getdoc(fn) or "", input_model=input_model,
             output_model=output_model, params_model=params.annotation, task_queue=task_queue,
-            timeout_s=timeout_s, legacy_source=legacy_source, retry=retry or RetryDefaults(),
+            timeout_s=timeout_s, legacy_source=legacy_source, retry=retry or RetryPolicy(),
             ui=ui or {},
         )
-        setattr(fn, SPEC_ATTRIBUTE, spec)
-        return activity.defn(name=key)(fn)
+        boundary = _typed_failures(fn)
+        setattr(boundary, SPEC_ATTRIBUTE, spec)
+        return activity.defn(name=key)(boundary)
 
     return decorate
 
@@ -107,6 +100,20 @@ def module_spec(fn: Callable[..., Any]) -> ModuleSpec:
     if spec is None:
         raise TypeError(f"{fn!r} is not a production module; decorate it with @production_module")
     return spec
+
+
+def _typed_failures(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The module as an activity: its ModuleErrors leave as ApplicationErrors of the same code."""
+
+    @functools.wraps(fn)
+    async def boundary(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except ModuleError as error:
+            raise ApplicationError(error.message, type=error.code,
+                                   non_retryable=not error.retryable) from None
+
+    return boundary
 
 
 def _contract_models(key: str, fn: Callable[..., Any]) -> tuple[type[BaseModel], type[BaseModel]]:
@@ -121,11 +128,11 @@ def _contract_models(key: str, fn: Callable[..., Any]) -> tuple[type[BaseModel],
     return hints[params[0]], output
 
 
-def _is_model(annotation: Any) -> bool:
+def _is_model(annotation: Any) -> TypeGuard[type[BaseModel]]:
     return inspect.isclass(annotation) and issubclass(annotation, BaseModel)
 
 
-def _artifact_fields(model: type[BaseModel], exclude: set[str] = frozenset()) -> list[str]:
+def _artifact_fields(model: type[BaseModel], exclude: AbstractSet[str] = frozenset()) -> list[str]:
     return [name for name, info in model.model_fields.items()
             if name not in exclude and _mentions_artifact(info.annotation)]
 

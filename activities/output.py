@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field
 
 from activities.artifacts import ArtifactRef, LocalArtifactStore
 from activities.module import CONTRACT, production_module
+from core.vocabulary import DELIVERABLE_ROLES
 
 OUTPUT_UI = {"palette_group": "Delivery", "icon": "send", "color": "#8a63d2"}
-DELIVERABLE_ROLES = ("still", "turntable", "blend", "thumbnail")
 
 
 class PublishedAsset(BaseModel):

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from activities.artifacts import ArtifactRef, LocalArtifactStore
 from activities.cad import BBox
-from activities.child_process import ChildJobRunner, JobFailure
+from activities.child_process import ChildJobRunner
 from activities.materials import Material
-from activities.module import CONTRACT, RetryDefaults, production_module
+from activities.module import CONTRACT, production_module
+from core.vocabulary import Engine, ImageFormat, RetryPolicy
 
-RENDER_RETRY = RetryDefaults(max_attempts=2, initial_interval_s=2.0)
+RENDER_RETRY = RetryPolicy(max_attempts=2, initial_interval_s=2.0)
 RENDER_UI = {"palette_group": "Rendering", "icon": "camera", "color": "#e0803b"}
 
-Engine = Literal["cycles", "eevee", "workbench"]
 CameraPreset = Literal["front_three_quarter", "front", "top", "iso"]
 
 
@@ -47,7 +48,7 @@ class RenderSettings(BaseModel):
 
     model_config = CONTRACT
 
-    engine: Engine = "cycles"
+    engine: Engine = Engine.cycles
     """Render engine; Cycles on CPU needs no display."""
     width: int = Field(1920, ge=16, le=16384)
     """Output width in pixels."""
@@ -116,8 +117,15 @@ class ResolveTemplateOutput(BaseModel):
 class BlenderStillParams(RenderSettings):
     """How the still is rendered."""
 
-    image_format: Literal["png", "jpeg"] = "png"
-    """Output image format."""
+    image_format: ImageFormat = ImageFormat.png
+    """Output image format; JPEG has no alpha, so it cannot be transparent."""
+
+    @field_validator("image_format")
+    @classmethod
+    def _alpha_needs_png(cls, image_format: ImageFormat, info: ValidationInfo) -> ImageFormat:
+        if image_format == ImageFormat.jpeg and info.data.get("transparent_background"):
+            raise ValueError("JPEG has no alpha channel: use png with transparent_background")
+        return image_format
 
 
 class BlenderStillInput(SceneInputs):
@@ -156,6 +164,20 @@ class BlenderTurntableParams(RenderSettings):
     """Frames per second."""
     turntable_degrees: float = Field(360.0, gt=0, le=3600)
     """Rotation over the whole video."""
+
+    @field_validator("width", "height")
+    @classmethod
+    def _even_for_h264(cls, pixels: int, info: ValidationInfo) -> int:
+        if pixels % 2:
+            raise ValueError(f"H.264 needs an even {info.field_name}; {pixels} is odd")
+        return pixels
+
+    @field_validator("transparent_background")
+    @classmethod
+    def _opaque_for_h264(cls, transparent: bool) -> bool:
+        if transparent:
+            raise ValueError("an H.264 turntable has no alpha channel: it cannot be transparent")
+        return transparent
 
 
 class BlenderTurntableInput(SceneInputs):
@@ -231,6 +253,49 @@ class ThumbnailOutput(BaseModel):
     """PNG thumbnail."""
 
 
+# --- what a Blender child job reads -----------------------------------------------------
+
+
+class BlenderJobRequest(BaseModel):
+    """The scene a Blender child job builds: files, framing box, look, and resolved camera."""
+
+    model_config = CONTRACT
+
+    glb_path: str
+    """Local path of the part's GLB."""
+    output_path: str
+    """Where the job writes its file."""
+    bbox: BBox
+    """Framing box (CAD frame, Z up, metres: Blender's world frame)."""
+    material_map: dict[str, Material]
+    """Part name → material; parts not named keep their CAD colours."""
+    template: RenderTemplate
+    """Backdrop, lights and default camera."""
+    camera_preset: CameraPreset
+    """The camera placement, resolved from the node or the template."""
+
+
+class StillJobRequest(BlenderJobRequest):
+    """A still to render."""
+
+    settings: BlenderStillParams
+    """The module's validated parameters."""
+
+
+class TurntableJobRequest(BlenderJobRequest):
+    """A turntable video to render."""
+
+    settings: BlenderTurntableParams
+    """The module's validated parameters."""
+
+
+class BlendJobRequest(BlenderJobRequest):
+    """A production .blend to save."""
+
+    settings: ExportBlendParams
+    """The module's validated parameters."""
+
+
 class RenderActivities:
     """The render modules, bound to an artifact store and a child-job runner."""
 
@@ -250,8 +315,8 @@ class RenderActivities:
                        legacy_source="legacy.render_still", ui=RENDER_UI)
     async def blender_still(self, input: BlenderStillInput) -> BlenderStillOutput:
         """Render a studio-lit still of the part, camera framed on the bounding box."""
-        suffix = ".jpg" if input.params.image_format == "jpeg" else ".png"
-        ref, result = await self._render("still", input, suffix, role="still", timeout_s=1800)
+        suffix = ".jpg" if input.params.image_format == ImageFormat.jpeg else ".png"
+        ref, result = await self._render("still", StillJobRequest, input, input.params, suffix)
         return BlenderStillOutput(still=ref, render_seconds=result.get("render_seconds", 0.0))
 
     @production_module("render.blender_turntable", families=("order_line",),
@@ -260,8 +325,8 @@ class RenderActivities:
                        ui=RENDER_UI)
     async def blender_turntable(self, input: BlenderTurntableInput) -> BlenderTurntableOutput:
         """Render the part turning on its vertical axis to an H.264 MP4."""
-        ref, result = await self._render("turntable", input, ".mp4", role="turntable",
-                                         timeout_s=7200)
+        ref, result = await self._render("turntable", TurntableJobRequest, input,
+                                         input.params, ".mp4")
         return BlenderTurntableOutput(turntable=ref,
                                       render_seconds=result.get("render_seconds", 0.0))
 
@@ -271,7 +336,7 @@ class RenderActivities:
                        ui=RENDER_UI)
     async def export_blend(self, input: ExportBlendInput) -> ExportBlendOutput:
         """Save the lit, framed scene as a production .blend file."""
-        ref, _ = await self._render("blend", input, ".blend", role="blend", timeout_s=900)
+        ref, _ = await self._render("blend", BlendJobRequest, input, input.params, ".blend")
         return ExportBlendOutput(blend=ref)
 
     @production_module("render.thumbnail", families=("order_line",), label="Preview thumbnail",
@@ -287,26 +352,21 @@ class RenderActivities:
                 image.save(output, format="PNG")
             return ThumbnailOutput(thumbnail=self.store.put_file(output, role="thumbnail"))
 
-    async def _render(self, op: str, input: SceneInputs, suffix: str, role: str,
-                      timeout_s: float) -> tuple[ArtifactRef, dict]:
+    async def _render(self, role: str, request_model: type[BlenderJobRequest],
+                      input: SceneInputs, settings: RenderSettings,
+                      suffix: str) -> tuple[ArtifactRef, dict]:
+        """Run the Blender job op named like the role it produces; store what it wrote."""
         with self.store.scratch_file(f"{role}{suffix}") as output:
-            result = await self._blender_job(op, _scene_request(self.store, input, output),
-                                             timeout_s)
+            request = _job_request(request_model, self.store, input, settings, output)
+            result = await self.jobs.run("blender_job", role, request)
             return self.store.put_file(output, role=role), result
 
-    async def _blender_job(self, op: str, request: dict, timeout_s: float) -> dict:
-        try:
-            return await self.jobs.run("blender_job", op, request, timeout_s=timeout_s)
-        except JobFailure as failure:
-            raise failure.as_application_error() from None
 
-
-def _scene_request(store: LocalArtifactStore, input: SceneInputs, output) -> dict[str, Any]:
-    params = input.params.model_dump()
+def _job_request(request_model: type[BlenderJobRequest], store: LocalArtifactStore,
+                 input: SceneInputs, settings: RenderSettings, output: Path) -> BlenderJobRequest:
+    """The job's request: the scene inputs resolved, the node's params passed as they are."""
     template = input.render_template or TEMPLATES["studio_grey"]
-    params["camera_preset"] = params["camera_preset"] or template.camera_preset
-    materials = {name: material.model_dump() for name, material in
-                 (input.material_map or {}).items()}
-    return {"glb_path": str(store.path_of(input.glb)), "output_path": str(output),
-            "bbox": input.bbox.model_dump(), "material_map": materials,
-            "template": template.model_dump(), **params}
+    return request_model(
+        glb_path=str(store.path_of(input.glb)), output_path=str(output), bbox=input.bbox,
+        material_map=input.material_map or {}, template=template,
+        camera_preset=settings.camera_preset or template.camera_preset, settings=settings)

@@ -7,27 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy import Engine
-from sqlmodel import Session
 
-from api.catalog_history import record_snapshot
-from api.db import create_tables, make_engine
 from api.errors import install_error_handlers
 from api.routes import legacy, order_lines, output_types, workflows
-from api.seed import seed
-from prodgraph.settings import Settings, get_settings
-from registry.catalog import Catalog, default_catalog
+from core.settings import Settings, get_settings
+from persistence.engine import make_engine, prepare_database
+from registry.catalog import default_catalog
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-
-
-def prepare_database(engine: Engine, catalog: Catalog) -> None:
-    """Create tables, remember this catalogue version, seed empty tables (first start)."""
-    create_tables(engine)
-    with Session(engine) as session:
-        record_snapshot(session, catalog)
-        seed(session, catalog)
 
 
 @asynccontextmanager

@@ -1,4 +1,4 @@
-"""One handler family that maps the ProdgraphError tree and request errors to JSON answers."""
+"""The HTTP error mapping: the core error tree and request errors as JSON answers."""
 
 from __future__ import annotations
 
@@ -11,72 +11,34 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from output_profiles.dispatch import DispatchError
-from prodgraph.errors import (
+from core.errors import (
     CadFileNotFoundError,
+    CatalogChangedError,
+    ConflictError,
     ContractViolationError,
+    DispatchError,
     InvalidCadFileError,
     InvalidDefinitionError,
+    InvalidOutputTypeError,
     LegacyMappingError,
+    NotFoundError,
     ProdgraphError,
-    UnknownStepError,
+    TemporalUnavailableError,
 )
 
 log = logging.getLogger(__name__)
 
 
-class NotFound(ProdgraphError):
-    """A resource the request names does not exist."""
-
-    code = "not_found"
-
-
-class Conflict(ProdgraphError):
-    """The request collides with what is stored (e.g. a slug already taken)."""
-
-    code = "conflict"
-
-
-class InvalidOutputTypeError(ProdgraphError):
-    """An output type cannot be saved as it stands; problems are named by field."""
-
-    code = "invalid_output_type"
-
-    def __init__(self, message: str, problems: list[dict], *, field: str | None = None):
-        super().__init__(message, field=field)
-        self.problems = problems
-
-
-class TemporalUnavailableError(ProdgraphError):
-    """No Temporal server is configured or reachable for launching runs."""
-
-    code = "temporal_unavailable"
-
-
-class CatalogChangedError(ProdgraphError):
-    """A definition was written against another catalogue version than the current one."""
-
-    code = "catalog_changed"
-
-    def __init__(self, message: str, *, status: int, details: dict[str, Any],
-                 problems: list[dict] | None = None):
-        super().__init__(message, field="catalog_version")
-        self.status = status
-        self.details = details
-        self.problems = problems or []
-
-
 #: HTTP status per error class; the nearest class in the exception's MRO wins.
 STATUS: dict[type[ProdgraphError], int] = {
-    NotFound: 404,
+    NotFoundError: 404,
     TemporalUnavailableError: 503,
     CadFileNotFoundError: 404,
-    Conflict: 409,
+    ConflictError: 409,
     DispatchError: 409,
     InvalidDefinitionError: 422,
     LegacyMappingError: 422,
     InvalidOutputTypeError: 422,
-    UnknownStepError: 422,
     ContractViolationError: 422,
     InvalidCadFileError: 422,
     ProdgraphError: 400,
@@ -177,7 +139,9 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register every handler on the app."""
-    app.add_exception_handler(ProdgraphError, prodgraph_error)
-    app.add_exception_handler(RequestValidationError, request_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
+    # Starlette types every handler as taking a bare Exception, though it only ever calls one
+    # with the class it was registered for; the narrower signatures are correct.
+    app.add_exception_handler(ProdgraphError, prodgraph_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, request_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, internal_error)

@@ -6,10 +6,10 @@ from typing import Any
 
 from activities.materials import LIBRARY
 from api.schemas import CreationStep, OverrideOption, SchemaOptions
-from output_profiles.invocation import InvocationOverrides
 from output_profiles.models import Rollout
 from output_profiles.validation import CONTRACT_OVERRIDES, CREATION_STEPS
 from registry.catalog import Catalog
+from registry.invocation import InvocationOverrides
 
 ORDER_FAMILY = "order_line"
 

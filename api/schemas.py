@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from output_profiles.dispatch_plan import EffectiveCall
 from output_profiles.models import OutputTypeBase, OutputTypeCreate, OutputTypeUpdate
 from output_profiles.validation import ProfileReport
+from registry.catalog_diff import CatalogChange
 from registry.definition import WorkflowDefinition
 from registry.node_definition import NodeDefinition
 from registry.validation import ValidationReport
@@ -35,39 +36,8 @@ class FamilyPublic(BaseModel):
     palette: list[str]
     artifact_kinds: list[str]
     preflight: list[str]
-
-
-class ParamChanges(BaseModel):
-    """Parameters of one step's param_schema that appeared, disappeared or changed."""
-
-    added: list[str] = []
-    removed: list[str] = []
-    changed: list[str] = []
-
-
-class StepChange(BaseModel):
-    """One step whose node definition differs between two catalogue versions."""
-
-    step: str
-    fields: list[str]
-    """Top-level NodeDefinition fields that differ (param_schema, data_inputs, …)."""
-    params: ParamChanges | None = None
-    """Parameter-level detail when param_schema changed."""
-
-
-class CatalogChange(BaseModel):
-    """What changed between the catalogue a definition was written for and the current one."""
-
-    from_version: str
-    to_version: str
-    known: bool
-    """Whether this server has a snapshot of from_version; without one no diff is possible."""
-    added: list[str] = []
-    removed: list[str] = []
-    changed: list[StepChange] = []
-    affected_nodes: list[str] = []
-    """Node ids of the definition whose step was removed or changed."""
-    message: str
+    validation_rules: list[str]
+    """What validation checks for definitions of this family."""
 
 
 class DefinitionValidation(ValidationReport):
@@ -116,13 +86,14 @@ class DefinitionSaved(BaseModel):
 class OutputTypeIn(OutputTypeCreate):
     """Body of POST /api/output-types; unknown keys are refused by name."""
 
-    model_config = FORBID
+    # A literal, not FORBID: SQLModel types model_config as its own (unexported) SQLModelConfig.
+    model_config = {"extra": "forbid"}
 
 
 class OutputTypePatch(OutputTypeUpdate):
     """Body of PATCH /api/output-types/{slug}; unknown keys are refused by name."""
 
-    model_config = FORBID
+    model_config = {"extra": "forbid"}
 
 
 class OutputTypePublic(OutputTypeBase):
@@ -196,39 +167,6 @@ class DispatchPlanSummary(BaseModel):
     catalog_version: str
     effective: dict[str, EffectiveCall]
     """Module key → effective params and the source of each (module_default … invocation)."""
-
-
-class ImportFailure(BaseModel):
-    """Why one legacy record was not imported."""
-
-    key: str
-    message: str
-
-
-class ImportRecordReport(BaseModel):
-    """What became of one legacy record."""
-
-    slug: str | None
-    status: Literal["created", "updated", "error"]
-    artifact_kind: str | None = None
-    workflow_id: str | None = None
-    ignored_keys: list[str] = []
-    unknown_keys: list[str] = []
-    """Keys the adapter does not know: imported anyway, reported as warnings."""
-    warnings: list[str] = []
-    error: ImportFailure | None = None
-
-
-class ImportReport(BaseModel):
-    """Counts and per-record reports of an import."""
-
-    created: int
-    updated: int
-    errors: int
-    records: list[ImportRecordReport]
-
-
-# --- legacy ---------------------------------------------------------------------------------
 
 
 class LegacyInvocation(BaseModel):

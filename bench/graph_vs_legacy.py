@@ -24,15 +24,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from temporalio import activity  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
+from core.settings import Settings  # noqa: E402
+from core.temporal import (
+    TemporalSession,  # noqa: E402
+    connect,  # noqa: E402
+)
 from output_profiles.dispatch import plan_dispatch  # noqa: E402
 from output_profiles.models import OutputTypeCreate  # noqa: E402
 from prodgraph.embedded import embedded_temporal  # noqa: E402
-from prodgraph.runs import TemporalSession, run_plan  # noqa: E402
-from prodgraph.settings import Settings  # noqa: E402
+from prodgraph.runs import run_plan  # noqa: E402
 from registry.catalog import default_catalog  # noqa: E402
 from registry.compiler import compile_plan  # noqa: E402
+from registry.families import order_line_entry  # noqa: E402
 from registry.starters import starter  # noqa: E402
-from worker import connect  # noqa: E402
 from workflows.graph import GraphWorkflow  # noqa: E402
 from workflows.legacy import LegacyPipelineInput, LegacyPipelineWorkflow  # noqa: E402
 
@@ -66,9 +70,7 @@ def stand_in(key: str):
 async def graph_run(session: TemporalSession, intake_plan, order_plan) -> None:
     """Intake graph, then the order-line graph: what graph rollout runs."""
     _, intake = await run_plan(session, intake_plan, {"step_path": "/bench.step"})
-    entry = {"order_line_id": "b", "step_file": OUTPUTS["cad.resolve_step_path"]["step_file"],
-             "glb": OUTPUTS["cad.export_glb"]["glb"], "bbox": OUTPUTS["cad.compute_bbox"]["bbox"],
-             "objects": OUTPUTS["cad.extract_objects"]["objects"]}
+    entry = order_line_entry(intake.outputs, "b")
     _, result = await run_plan(session, order_plan, entry)
     assert intake.status == result.status == "completed"
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from output_profiles.invocation import ArtifactKind, Engine, ImageFormat, InvocationOverrides
-from prodgraph.errors import LegacyMappingError
+from core.errors import LegacyMappingError
+from core.vocabulary import ArtifactKind, Engine, ImageFormat
+from registry.invocation import InvocationOverrides
 
 MAX_SIDE = 16384
 MAX_SAMPLES = 65536
@@ -256,9 +257,9 @@ def map_legacy_settings(render_settings: dict | None) -> LegacyMapping:
     # A null value reads as the key being absent: the legacy default applies.
     parsed = {key: spec.read(key, settings[key]) for key, spec in _KEYS.items()
               if settings.get(key) is not None}
-    engine, effective = _choose("engine", parsed, Engine.cycles)
+    engine, engine_keys = _choose("engine", parsed, Engine.cycles)
     kind, kind_keys = _artifact_kind(parsed)
-    effective = set(effective) | set(kind_keys)
+    effective = set(engine_keys) | set(kind_keys)
     values: dict[str, Any] = {}
     for slot in _VALUE_SLOTS:
         # Turntable settings on anything but a turntable have no effect, so they stay unset.

@@ -6,10 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from output_profiles.invocation import ArtifactKind
+from activities.artifacts import ArtifactRef
+from core.vocabulary import ArtifactKind
 from registry.catalog import Catalog
-from registry.compiler import effective_params, override_layers
-from registry.plan import ParamSource
+from registry.compiler import check_override_targets, effective_params, override_layers
+from registry.plan import ModuleCall, artifacts_of
 
 #: The render module the legacy pipeline calls for each artifact kind.
 RENDER_STEP = {
@@ -23,18 +24,6 @@ LOOK_CHAIN = ("materials.auto_populate", "materials.resolve_map", "render.resolv
 DELIVERY_CHAIN = ("output.publish_asset", "output.notify")
 
 
-class LegacyStepCall(BaseModel):
-    """One module call of the legacy chain, resolved."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    module_key: str
-    task_queue: str
-    timeout_s: float
-    params: dict[str, Any]
-    param_sources: dict[str, ParamSource]
-
-
 class LegacyPlan(BaseModel):
     """The hard-coded chain for one order line: which render, which params."""
 
@@ -43,11 +32,15 @@ class LegacyPlan(BaseModel):
     artifact_kind: ArtifactKind
     render_step: str
     thumbnail: bool
-    steps: dict[str, LegacyStepCall]
+    steps: dict[str, ModuleCall]
 
-    def call(self, module_key: str) -> LegacyStepCall:
+    def call(self, module_key: str) -> ModuleCall:
         """The resolved call of one module."""
         return self.steps[module_key]
+
+    def artifacts(self, outputs: dict[str, dict[str, Any]]) -> list[ArtifactRef]:
+        """The artifacts among a run's outputs (module key → output), in chain order."""
+        return artifacts_of(self.steps, outputs)
 
 
 def legacy_plan(artifact_kind: ArtifactKind, overrides: dict[str, Any], catalog: Catalog,
@@ -61,13 +54,18 @@ def legacy_plan(artifact_kind: ArtifactKind, overrides: dict[str, Any], catalog:
     # preview_thumbnail chooses a deliverable (decided above), not a module parameter.
     profile = {key: value for key, value in overrides.items() if key != "preview_thumbnail"}
     layers = override_layers(profile, invocation_params)
+    # The adapter's profile overrides are checked where they are mapped; the client's are here.
+    invocation_layer = [(source, values) for source, values in layers if source == "invocation"]
+    check_override_targets({name for key in chain for name in catalog.specs[key].params_model.model_fields},
+                           invocation_layer, "the legacy pipeline")
     steps = {}
     for key in chain:
         spec = catalog.specs[key]
         params, sources = effective_params(key, spec.params_model, {}, layers)
-        steps[key] = LegacyStepCall(module_key=key, task_queue=spec.task_queue,
+        steps[key] = ModuleCall(module_key=key, task_queue=spec.task_queue,
                                     timeout_s=spec.timeout_s, params=params,
-                                    param_sources=sources)
+                                    param_sources=sources,
+                                    artifact_outputs=spec.artifact_roles_produced())
     return LegacyPlan(artifact_kind=artifact_kind, render_step=render_step,
                       thumbnail=thumbnail, steps=steps)
 

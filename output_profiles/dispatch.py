@@ -1,29 +1,21 @@
-"""Dispatch an order line through its output type: legacy pipeline, graph runtime, or (later) shadow."""
+"""Decide an order line's dispatch through its output type: legacy pipeline, graph, or (later)
+shadow. Deciding only: the application layer starts what is decided."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
+from core.errors import DispatchError
+from core.vocabulary import ArtifactKind
 from legacy_adapter.mapping import map_legacy_settings
 from legacy_adapter.pipeline_plan import legacy_plan
-from output_profiles.dispatch_plan import DispatchPlan, InvocationResult, OrderLine
-from output_profiles.invocation import ArtifactKind
+from output_profiles.dispatch_plan import DispatchPlan
 from output_profiles.models import OutputTypeBase, Rollout
 from output_profiles.validation import CONTRACT_OVERRIDES, validate_profile
-from prodgraph.errors import ProdgraphError
-from prodgraph.runs import TemporalSession
 from registry.catalog import Catalog
-from registry.compiler import compile_plan
+from registry.compiler import compile_intake, compile_plan
 from registry.definition import WorkflowDefinition
 from registry.starters import INTAKE_STARTER, starter
-from workflows.order_line import OrderLineInput, OrderLineWorkflow
-
-
-class DispatchError(ProdgraphError):
-    """An order line cannot be dispatched as its output type stands."""
-
-    code = "dispatch_refused"
 
 
 def plan_dispatch(output_type: OutputTypeBase, workflow: WorkflowDefinition | None,
@@ -44,11 +36,14 @@ def plan_dispatch(output_type: OutputTypeBase, workflow: WorkflowDefinition | No
                             f"{problem.message}", field=problem.field)
     overrides = {key: value for key, value in output_type.overrides.items()
                  if key not in CONTRACT_OVERRIDES}
+    if workflow is None:  # validate_profile reports a missing linked workflow as a problem
+        raise DispatchError(f"output type {output_type.slug!r}: workflow "
+                            f"{output_type.workflow_id!r} does not exist", field="workflow_id")
     plan = compile_plan(workflow, catalog, profile_overrides=overrides,
                         invocation_params=invocation_params)
     return DispatchPlan(route="graph", artifact_kinds=[str(kind) for kind in
                                                        output_type.artifact_kinds],
-                        intake_plan=compile_plan(starter(INTAKE_STARTER), catalog),
+                        intake_plan=compile_intake(starter(INTAKE_STARTER), catalog),
                         graph_plan=plan)
 
 
@@ -62,21 +57,3 @@ def _legacy_dispatch(output_type: OutputTypeBase, catalog: Catalog,
     plan = legacy_plan(kind, overrides, catalog, invocation_params)
     kinds = [str(kind)] + (["preview_thumbnail"] if plan.thumbnail else [])
     return DispatchPlan(route="legacy", artifact_kinds=kinds, legacy_plan=plan)
-
-
-async def run_dispatch(session: TemporalSession, plan: DispatchPlan, order: OrderLine,
-                       output_type_slug: str) -> InvocationResult:
-    """Run a dispatch plan on Temporal to the end (the parent OrderLineWorkflow)."""
-    handle = await start_dispatch(session, plan, order, output_type_slug)
-    return await handle.result()
-
-
-async def start_dispatch(session: TemporalSession, plan: DispatchPlan, order: OrderLine,
-                         output_type_slug: str):
-    """Start the parent workflow of one order line; return its handle."""
-    workflow_id = f"order-{order.order_line_id}-{uuid.uuid4().hex[:8]}"
-    return await session.client.start_workflow(
-        OrderLineWorkflow.run,
-        OrderLineInput(dispatch=plan, order=order, output_type=output_type_slug,
-                       task_queues=session.task_queues()),
-        id=workflow_id, task_queue=session.settings.default_queue)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from activities.artifacts import ArtifactRef
 from legacy_adapter.pipeline_plan import LegacyPlan
 from registry.plan import ExecutionPlan
 
@@ -48,6 +49,8 @@ class DispatchPlan(BaseModel):
             return {node.module_key: EffectiveCall(params=node.params,
                                                    param_sources=node.param_sources)
                     for node in self.graph_plan.nodes}
+        if self.legacy_plan is None:
+            raise ValueError(f"the {self.route!r} dispatch plan has neither a graph nor a legacy plan")
         return {key: EffectiveCall(params=call.params, param_sources=call.param_sources)
                 for key, call in self.legacy_plan.steps.items()}
 
@@ -58,6 +61,6 @@ class InvocationResult(BaseModel):
     route: Literal["legacy", "graph"]
     status: Literal["completed", "failed"]
     workflow_ids: list[str]
-    artifacts: list[dict[str, Any]]
+    artifacts: list[ArtifactRef]
     effective: dict[str, EffectiveCall]
     error: dict[str, Any] | None = None

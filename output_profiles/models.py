@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import field_validator
-from sqlalchemy import JSON, UniqueConstraint
+from sqlalchemy import JSON
 from sqlmodel import Field, SQLModel
 
-from output_profiles.invocation import ArtifactKind
+from core.vocabulary import ArtifactKind
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
 
@@ -50,18 +49,6 @@ class OutputTypeBase(SQLModel):
         return slug
 
 
-class OutputType(OutputTypeBase, table=True):
-    """A persisted output type."""
-
-    __tablename__ = "output_types"
-    __table_args__ = (UniqueConstraint("slug"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    legacy_id: int | None = None
-    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-
-
 class OutputTypeCreate(OutputTypeBase):
     """Body of POST /api/output-types (drafts welcome)."""
 
@@ -81,17 +68,3 @@ class OutputTypeUpdate(SQLModel):
     overrides: dict[str, Any] | None = None
     material_constraints: list[str] | None = None
     rollout: Rollout | None = None
-
-
-class WorkflowDefinitionRecord(SQLModel, table=True):
-    """A stored workflow definition version (immutable once saved)."""
-
-    __tablename__ = "workflow_definitions"
-
-    id: str = Field(primary_key=True)
-    version: int = Field(primary_key=True)
-    family: str
-    name: str
-    document: dict[str, Any] = Field(sa_type=JSON)
-    catalog_version: str
-    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

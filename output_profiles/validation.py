@@ -7,10 +7,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from activities.materials import LIBRARY
-from output_profiles.invocation import InvocationOverrides
+from core.vocabulary import ARTIFACT_KIND_ROLES, ArtifactKind
 from output_profiles.models import OutputTypeBase, Rollout
-from registry.catalog import ARTIFACT_KIND_ROLES, Catalog
+from registry.catalog import Catalog
 from registry.definition import WorkflowDefinition
+from registry.invocation import InvocationOverrides
 from registry.validation import validate_definition
 
 #: Overrides that choose deliverables rather than set a node parameter.
@@ -80,7 +81,9 @@ def node_params_for(workflow: WorkflowDefinition | None, catalog: Catalog) -> di
     targets: dict[str, list] = {}
     for step in steps:
         spec = catalog.specs.get(step)
-        for name in spec.params_model.model_fields if spec else ():
+        if spec is None:
+            continue
+        for name in spec.params_model.model_fields:
             targets.setdefault(name, []).append(spec.params_model)
     return targets
 
@@ -126,14 +129,15 @@ def _check_artifact_kinds(profile: OutputTypeBase, workflow: WorkflowDefinition 
     produced = _produced_roles(workflow, catalog) if workflow else None
     wanted = list(profile.artifact_kinds)
     if profile.overrides.get("preview_thumbnail") and "preview_thumbnail" not in wanted:
-        wanted.append("preview_thumbnail")
+        wanted.append(ArtifactKind.preview_thumbnail)
     for position, kind in enumerate(wanted):
         field = f"artifact_kinds[{position}]"
         if family and kind not in family.artifact_kinds:
             problems.append(ProfileProblem(
                 field=field, code="unsupported_artifact_kind",
                 message=f"the {family.name} family cannot deliver {kind}"))
-        elif produced is not None and ARTIFACT_KIND_ROLES[kind] not in produced:
+        elif (workflow is not None and produced is not None
+              and ARTIFACT_KIND_ROLES[kind] not in produced):
             problems.append(ProfileProblem(
                 field=field, code="artifact_contract_unsatisfied",
                 message=f"workflow {workflow.id!r} produces no {ARTIFACT_KIND_ROLES[kind]!r} "

@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from prodgraph.errors import ProdgraphError
-from prodgraph.settings import get_settings
+from core.errors import ProdgraphError
+from core.settings import get_settings
+from core.vocabulary import FAMILIES, Engine
+from prodgraph.reports import OrderReport, RunReport, failure_report
 
 SYMBOLS = {"running": "…", "completed": "✓", "failed": "✗", "awaiting_operator": "?",
            "skipped": "-", "pending": " "}
@@ -55,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_render_flags(order)
     order.set_defaults(handler=_order)
     nodes = commands.add_parser("nodes", help="list node definitions")
-    nodes.add_argument("--family", choices=["cad_file", "order_line"])
+    nodes.add_argument("--family", choices=FAMILIES)
     nodes.add_argument("--json", action="store_true")
     nodes.set_defaults(handler=_nodes)
     _file_command(commands, "validate", "validate a workflow definition file", "definition",
@@ -91,7 +93,7 @@ def _add_render_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--width", type=int)
     command.add_argument("--height", type=int)
     command.add_argument("--samples", type=int)
-    command.add_argument("--engine", choices=["cycles", "eevee", "workbench"])
+    command.add_argument("--engine", choices=[str(engine) for engine in Engine])
     command.add_argument("--transparent", action="store_true", default=None,
                          dest="transparent_background")
 
@@ -109,7 +111,7 @@ def _order(args: argparse.Namespace) -> int:
     settings = get_settings()
     _log_to_file(settings.state_dir / "prodgraph.log")
 
-    async def run() -> dict:
+    async def run() -> OrderReport:
         async with temporal_session(settings) as session:
             return await produce_order_line(
                 session, args.output_type, args.step_file, args.out,
@@ -118,11 +120,11 @@ def _order(args: argparse.Namespace) -> int:
 
     report = asyncio.run(run())
     if args.json:
-        print(json.dumps(report))
+        print(report.model_dump_json())
     else:
-        print(f"{report['route']} route: {report['status']}")
-        _print_summary({**report, "bbox": None})
-    return 0 if report["status"] == "completed" else 1
+        print(f"{report.route} route: {report.status}")
+        _print_summary(report)
+    return 0 if report.status == "completed" else 1
 
 
 def _produce(args: argparse.Namespace) -> int:
@@ -139,17 +141,17 @@ def _produce(args: argparse.Namespace) -> int:
     settings = get_settings()
     _log_to_file(settings.state_dir / "prodgraph.log")
 
-    async def run() -> dict:
+    async def run() -> RunReport:
         async with temporal_session(settings) as session:
             return await produce(session, args.step_file, args.out, render=args.render,
                                  invocation_params=invocation, on_progress=progress)
 
     report = asyncio.run(run())
     if args.json:
-        print(json.dumps(report))
+        print(report.model_dump_json())
     else:
         _print_summary(report)
-    return 0 if report["status"] == "completed" else 1
+    return 0 if report.status == "completed" else 1
 
 
 def _log_to_file(path: Path) -> None:
@@ -162,17 +164,16 @@ def _log_to_file(path: Path) -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
-def _print_summary(report: dict) -> None:
-    if report["error"]:
-        error = report["error"]
-        print(f"FAILED at node {error['node_id']}: {error['code']}: {error['message']}")
-    for artifact in report["artifacts"]:
-        print(f"{artifact['role']:>10}: {artifact['path']}")
-    if report["bbox"]:
-        bbox = report["bbox"]
-        size = [round(hi - lo, 6) for lo, hi in zip(bbox["min"], bbox["max"], strict=True)]
+def _print_summary(report: RunReport) -> None:
+    if report.error:
+        error = report.error
+        print(f"FAILED at node {error.node_id}: {error.code}: {error.message}")
+    for artifact in report.artifacts:
+        print(f"{artifact.role:>10}: {artifact.path}")
+    if report.bbox:
+        size = [round(hi - lo, 6) for lo, hi in zip(report.bbox.min, report.bbox.max, strict=True)]
         print(f"      bbox: {size} m")
-    print(f"  temporal: {report['temporal_ui'] or 'no UI configured'}")
+    print(f"  temporal: {report.temporal_ui or 'no UI configured'}")
 
 
 def _nodes(args: argparse.Namespace) -> int:
@@ -224,9 +225,8 @@ def _legacy_map(args: argparse.Namespace) -> int:
 def _import_output_types(args: argparse.Namespace) -> int:
     from sqlmodel import Session
 
-    from api.app import prepare_database
-    from api.db import make_engine
-    from api.legacy_import import import_export
+    from persistence.engine import make_engine, prepare_database
+    from prodgraph.legacy_import import import_export
     from registry.catalog import default_catalog
 
     records = _read_json(args.export)
@@ -264,9 +264,14 @@ def _server(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from api.app import main as serve_api
+    # The API is a layer above the CLI: start it as its own program, never import it.
+    import subprocess
 
-    return serve_api(["--host", args.host, "--port", str(args.port)])
+    command = [sys.executable, "-m", "api.app", "--host", args.host, "--port", str(args.port)]
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 130
 
 
 def _read_json(path: Path) -> Any:
@@ -278,7 +283,7 @@ def _read_json(path: Path) -> Any:
 
 def _fail(args: argparse.Namespace, error: dict) -> int:
     if getattr(args, "json", False):
-        print(json.dumps({"status": "failed", "error": error}))
+        print(failure_report(error).model_dump_json())
     else:
         print(f"error: {error['message']}", file=sys.stderr)
     return 1

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from prodgraph.errors import ProdgraphError
+from core.errors import ProdgraphError
 
 PREFERRED_PORTS = (7233, 8233)  # the dev server's usual frontend and UI ports
 STATE_FILE = "temporal-server.json"

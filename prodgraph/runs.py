@@ -4,45 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-from temporalio.client import Client
-
+from core.settings import Settings
+from core.temporal import TemporalSession, connect
 from prodgraph.embedded import ensure_dev_server
-from prodgraph.settings import Settings
+from prodgraph.workers import build_workers
 from registry.plan import ExecutionPlan
 from workflows.graph import GraphRunInput, GraphRunResult, GraphWorkflow, NodeState
 
 ProgressCallback = Callable[[str, str, NodeState], None]
 
 
-@dataclass
-class TemporalSession:
-    """A connected client, the UI base URL, and the workers this process runs (if embedded)."""
-
-    client: Client
-    ui_url: str | None
-    settings: Settings
-
-    def task_queues(self) -> dict[str, str]:
-        """Logical queue → concrete task queue name, as workflows need them."""
-        return {name: self.settings.queue_for(name) for name in ("default", "cad", "render")}
-
-    def workflow_url(self, workflow_id: str) -> str | None:
-        """Link to a workflow run in the Temporal Web UI."""
-        if not self.ui_url:
-            return None
-        return f"{self.ui_url}/namespaces/{self.settings.temporal_namespace}/workflows/{workflow_id}"
-
-
 @asynccontextmanager
-async def temporal_session(settings: Settings):
+async def temporal_session(settings: Settings) -> AsyncIterator[TemporalSession]:
     """Connect to the configured server, or use the embedded one with in-process workers."""
-    from worker import build_workers, connect
-
     if settings.temporal_address:
         client = await connect(settings.temporal_address, settings)
         yield TemporalSession(client, settings.temporal_ui_url, settings)

@@ -13,7 +13,8 @@ from activities.materials import MaterialActivities
 from activities.module import ModuleSpec, module_spec
 from activities.output import OutputActivities
 from activities.render import RenderActivities
-from registry.families import CadFileEntry, Family, OrderLineEntry
+from core.vocabulary import ArtifactKind, Family
+from registry.families import CadFileEntry, OrderLineEntry, WorkflowFamily
 from registry.node_definition import NodeDefinition
 
 MODULES: tuple[Callable[..., Any], ...] = (
@@ -32,16 +33,6 @@ MODULES: tuple[Callable[..., Any], ...] = (
     OutputActivities.notify,
 )
 
-#: Which produced artifact role satisfies which sold artifact kind.
-ARTIFACT_KIND_ROLES = {
-    "still_image": "still",
-    "turntable_video": "turntable",
-    "production_blend": "blend",
-    "preview_thumbnail": "thumbnail",
-    "cad_intake": "glb",
-}
-
-
 class Catalog:
     """Node definitions by step, the families, and a content hash (ETag) of it all."""
 
@@ -53,17 +44,18 @@ class Catalog:
                 raise ValueError(f"module key {spec.key!r} is registered twice")
             self.specs[spec.key] = spec
         self.definitions = {key: NodeDefinition.from_spec(spec) for key, spec in self.specs.items()}
-        self.families = {
-            "cad_file": Family("cad_file", "CAD intake", CadFileEntry, self._palette("cad_file"),
-                               ("cad_intake",), ("the STEP file exists and is readable",)),
-            "order_line": Family("order_line", "Order rendering", OrderLineEntry,
-                                 self._palette("order_line"),
-                                 ("still_image", "turntable_video", "production_blend",
-                                  "preview_thumbnail"),
-                                 ("the CAD file's intake completed: GLB and bbox exist",)),
+        self.families: dict[str, WorkflowFamily] = {
+            "cad_file": WorkflowFamily(
+                "cad_file", "CAD intake", CadFileEntry, self._palette("cad_file"),
+                (ArtifactKind.cad_intake,), ("the STEP file exists and is readable",)),
+            "order_line": WorkflowFamily(
+                "order_line", "Order rendering", OrderLineEntry, self._palette("order_line"),
+                (ArtifactKind.still_image, ArtifactKind.turntable_video,
+                 ArtifactKind.production_blend, ArtifactKind.preview_thumbnail),
+                ("the CAD file's intake completed: GLB and bbox exist",)),
         }
 
-    def _palette(self, family: str) -> tuple[str, ...]:
+    def _palette(self, family: Family) -> tuple[str, ...]:
         return tuple(sorted(key for key, spec in self.specs.items() if family in spec.families))
 
     @cached_property

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
-from prodgraph.errors import InvalidDefinitionError
+from core.errors import InvalidDefinitionError
 from registry.catalog import Catalog
 from registry.definition import WorkflowDefinition
-from registry.plan import ExecutionPlan, ParamSource, PlanNode, PlanRetry, PortBinding
+from registry.families import OrderLineEntry
+from registry.plan import ExecutionPlan, ParamSource, PlanNode, PortBinding
 from registry.validation import resolve_input, topological_order, validate_definition
 
 
@@ -34,7 +36,9 @@ def compile_plan(
             f"workflow {definition.id!r} is invalid: {report.errors[0].message}",
             problems=[problem.model_dump() for problem in report.errors])
     layers = override_layers(profile_overrides, invocation_params)
-    _check_override_targets(definition, catalog, layers)
+    check_override_targets({name for node in definition.nodes
+                            for name in catalog.specs[node.step].params_model.model_fields},
+                           layers, f"workflow {definition.id!r}")
     edges = list(dict.fromkeys((edge.source, edge.target) for edge in definition.edges))
     order = topological_order([node.id for node in definition.nodes], edges) or []
     producers = _producers(definition, catalog)
@@ -43,6 +47,21 @@ def compile_plan(
              for node_id in order]
     return ExecutionPlan(workflow_id=definition.id, workflow_version=definition.version,
                          family=definition.family, catalog_version=catalog.version, nodes=nodes)
+
+
+def compile_intake(definition: WorkflowDefinition, catalog: Catalog) -> ExecutionPlan:
+    """Compile a cad_file definition that an order line can start from: it must produce every
+    field of the order_line entry context (by output field name), whatever its node ids."""
+    plan = compile_plan(definition, catalog)
+    produced = {field for node in plan.nodes for field in catalog.specs[node.module_key].data_outputs()}
+    missing = [name for name in OrderLineEntry.intake_fields() if name not in produced]
+    if missing:
+        raise InvalidDefinitionError(
+            f"intake workflow {definition.id!r} produces no {', '.join(missing)}; an order "
+            "line starts from them",
+            problems=[{"code": "intake_output_missing", "node_id": None, "path": name,
+                       "message": f"no node produces {name!r}"} for name in missing])
+    return plan
 
 
 def _plan_node(definition, catalog, node_id, edges, producers, entry_fields, layers) -> PlanNode:
@@ -54,21 +73,16 @@ def _plan_node(definition, catalog, node_id, edges, producers, entry_fields, lay
         source, problem = resolve_input(node_id, field, producers, edges, entry_fields)
         if not problem:
             inputs[field] = PortBinding(source_node=source, field=field)
-    defaults = spec.retry
-    retry = PlanRetry(
-        max_attempts=node.retry.max_attempts or defaults.max_attempts,
-        initial_interval_s=node.retry.initial_interval_s or defaults.initial_interval_s,
-        backoff=node.retry.backoff or defaults.backoff,
-        max_interval_s=node.retry.max_interval_s or defaults.max_interval_s)
     return PlanNode(
         id=node.id, step=node.step, module_key=spec.key, task_queue=spec.task_queue,
         depends_on=sorted(source for source, target in edges if target == node_id),
-        inputs=inputs, params=params, param_sources=sources, retry=retry,
-        timeout_s=node.timeout_s or spec.timeout_s, on_failure=node.on_failure)
+        inputs=inputs, params=params, param_sources=sources, retry=spec.retry.overridden(node.retry),
+        timeout_s=node.timeout_s or spec.timeout_s, on_failure=node.on_failure,
+        artifact_outputs=spec.artifact_roles_produced())
 
 
 def effective_params(node_id: str, params_model, node_params: dict[str, Any],
-                     layers: list[tuple[ParamSource, dict[str, Any]]]):
+                     layers: Sequence[tuple[ParamSource, dict[str, Any]]]):
     """Defaults, then node params, then each override layer; validated, with provenance."""
     values: dict[str, Any] = {}
     sources: dict[str, ParamSource] = {}
@@ -95,17 +109,16 @@ def effective_params(node_id: str, params_model, node_params: dict[str, Any],
     return validated, sources
 
 
-def _check_override_targets(definition, catalog, layers) -> None:
-    known = {name for node in definition.nodes
-             for name in catalog.specs[node.step].params_model.model_fields}
+def check_override_targets(known: set[str], layers: Sequence[tuple[ParamSource, dict[str, Any]]],
+                           where: str) -> None:
+    """Refuse an override or invocation parameter that no node of `where` has (say, a typo)."""
     for source, overrides in layers:
         for name in overrides:
             if name not in known:
                 raise InvalidDefinitionError(
-                    f"{source} {name!r} targets no parameter of workflow {definition.id!r}",
+                    f"{source} {name!r} targets no parameter of {where}", field=name,
                     problems=[{"code": "unknown_override", "node_id": None, "path": name,
-                               "message": f"no node of {definition.id!r} has parameter "
-                                          f"{name!r}"}])
+                               "message": f"no node of {where} has parameter {name!r}"}])
 
 
 def _producers(definition: WorkflowDefinition, catalog: Catalog) -> dict[str, list[str]]:
@@ -120,6 +133,7 @@ def override_layers(profile_overrides: dict[str, Any] | None,
                     invocation_params: dict[str, Any] | None
                     ) -> list[tuple[ParamSource, dict[str, Any]]]:
     """The override layers above node params, in precedence order; None means not overridden."""
+    given: tuple[tuple[ParamSource, dict[str, Any] | None], ...] = (
+        ("profile_override", profile_overrides), ("invocation", invocation_params))
     return [(source, {key: value for key, value in (values or {}).items() if value is not None})
-            for source, values in (("profile_override", profile_overrides),
-                                   ("invocation", invocation_params))]
+            for source, values in given]

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FamilyName = Literal["cad_file", "order_line"]
-
-
-class NodeRetry(BaseModel):
-    """Per-node retry policy; unset fields fall back to the module's defaults."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_attempts: int | None = Field(None, ge=1, le=100)
-    initial_interval_s: float | None = Field(None, gt=0, le=3600)
-    backoff: float | None = Field(None, ge=1, le=10)
-    max_interval_s: float | None = Field(None, gt=0, le=86400)
+from core.vocabulary import FailurePolicy, Family, RetryOverride
 
 
 class WorkflowNode(BaseModel):
@@ -29,8 +18,8 @@ class WorkflowNode(BaseModel):
     step: str
     params: dict[str, Any] = {}
     ui: dict[str, Any] = {}
-    retry: NodeRetry = NodeRetry()
-    on_failure: Literal["fail_run", "wait_for_operator"] = "fail_run"
+    retry: RetryOverride = RetryOverride()
+    on_failure: FailurePolicy = FailurePolicy.fail_run
     timeout_s: float | None = Field(None, gt=0, le=86400)
 
 
@@ -50,7 +39,7 @@ class WorkflowDefinition(BaseModel):
 
     id: str = Field(min_length=1, max_length=128)
     version: int = Field(ge=1)
-    family: FamilyName
+    family: Family
     name: str
     description: str = ""
     migration_graph: bool = False

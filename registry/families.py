@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from activities.artifacts import ArtifactRef
 from activities.cad import BBox, CadObject
+from core.errors import InvalidDefinitionError
+from core.vocabulary import ArtifactKind, Family
 
 
 class CadFileEntry(BaseModel):
@@ -25,6 +28,10 @@ class OrderLineEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
+    #: Entry fields the order itself gives; every other field comes from the intake's outputs.
+    ORDER_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"order_line_id", "output_type", "product_category"})
+
     order_line_id: str
     """The order line being produced."""
     output_type: str | None = None
@@ -40,17 +47,22 @@ class OrderLineEntry(BaseModel):
     objects: list[CadObject] = []
     """The intake's product tree."""
 
+    @classmethod
+    def intake_fields(cls) -> list[str]:
+        """The fields an intake run must produce, by output field name."""
+        return [name for name in cls.model_fields if name not in cls.ORDER_FIELDS]
+
 
 @dataclass(frozen=True)
-class Family:
+class WorkflowFamily:
     """A runtime family of workflows."""
 
-    name: str
+    name: Family
     label: str
     entry_model: type[BaseModel]
     palette: tuple[str, ...]
     """Steps a definition of this family may use."""
-    artifact_kinds: tuple[str, ...]
+    artifact_kinds: tuple[ArtifactKind, ...]
     """Output contracts (artifact kinds) its workflows can satisfy."""
     preflight: tuple[str, ...]
     """What must hold before a run starts."""
@@ -69,8 +81,43 @@ class Family:
         return set(self.entry_model.model_fields)
 
     def describe(self) -> dict[str, Any]:
-        """JSON document for the API and CLI."""
+        """JSON document for the API and CLI: the family whole."""
         return {"name": self.name, "label": self.label,
                 "entry_context_schema": self.entry_model.model_json_schema(),
-                "palette": list(self.palette), "artifact_kinds": list(self.artifact_kinds),
+                "palette": list(self.palette),
+                "artifact_kinds": [str(kind) for kind in self.artifact_kinds],
                 "preflight": list(self.preflight), "validation_rules": list(self.validation_rules)}
+
+
+def order_line_entry(intake_outputs: Mapping[str, Mapping[str, Any]], order_line_id: str,
+                     output_type: str | None = None,
+                     product_category: str | None = None) -> dict[str, Any]:
+    """The order_line entry context, wired from an intake run's outputs by field and role.
+
+    Whatever the intake's node ids, each entry field is taken from the one node output that
+    carries a field of that name (an artifact must also have that role).
+
+    Args:
+        intake_outputs: node id → that node's output, of a completed cad_file run.
+        order_line_id: the order line being produced.
+        output_type: slug of the output type sold on it.
+        product_category: the part's product category.
+    """
+    entry: dict[str, Any] = {"order_line_id": order_line_id, "output_type": output_type,
+                             "product_category": product_category}
+    for name in OrderLineEntry.intake_fields():
+        found = [output[name] for output in intake_outputs.values()
+                 if name in output and _has_role(output[name], name)]
+        if len(found) != 1:
+            raise InvalidDefinitionError(
+                f"the intake run produced {len(found)} outputs named {name!r}; an order line "
+                "needs exactly one", field=name)
+        entry[name] = found[0]
+    return entry
+
+
+def _has_role(value: Any, name: str) -> bool:
+    """An artifact reference fits an entry field only when its role is that field's name."""
+    if isinstance(value, dict) and {"uri", "sha256", "role"} <= set(value):
+        return value["role"] == name
+    return True

@@ -8,17 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from activities.module import ModuleSpec, module_spec
-
-
-class RetryPolicyDefaults(BaseModel):
-    """Default retry policy of a node, from its module."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_attempts: int
-    initial_interval_s: float
-    backoff: float
-    max_interval_s: float
+from core.vocabulary import Family, QueueName, RetryPolicy
 
 
 class NodeDefinition(BaseModel):
@@ -30,9 +20,9 @@ class NodeDefinition(BaseModel):
     """Stable runtime key stored in workflow JSON."""
     module_key: str
     """The production module (Temporal activity name) the step maps to."""
-    family: str
+    family: Family
     """Primary family (the first of `families`)."""
-    families: list[str]
+    families: list[Family]
     label: str
     category: str
     description: str
@@ -46,9 +36,9 @@ class NodeDefinition(BaseModel):
     artifact_roles_produced: list[str]
     legacy_source: str | None
     ui: dict[str, str]
-    retry_defaults: RetryPolicyDefaults
+    retry_defaults: RetryPolicy
     timeout_s: float
-    task_queue: str
+    task_queue: QueueName
 
     @classmethod
     def from_module(cls, fn: Callable[..., Any]) -> NodeDefinition:
@@ -69,6 +59,6 @@ class NodeDefinition(BaseModel):
             artifact_roles_consumed=spec.artifact_roles_consumed(),
             artifact_roles_produced=spec.artifact_roles_produced(),
             legacy_source=spec.legacy_source, ui=dict(spec.ui),
-            retry_defaults=RetryPolicyDefaults(**spec.retry.__dict__),
+            retry_defaults=spec.retry,
             timeout_s=spec.timeout_s, task_queue=spec.task_queue,
         )

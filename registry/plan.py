@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from activities.artifacts import ArtifactRef
+from core.vocabulary import FailurePolicy, Family, QueueName, RetryPolicy
 
 ParamSource = Literal["module_default", "node_param", "profile_override", "invocation"]
 
@@ -20,33 +24,42 @@ class PortBinding(BaseModel):
     """Field name in that output (or entry key)."""
 
 
-class PlanRetry(BaseModel):
-    """Effective retry policy of a node."""
+class ModuleCall(BaseModel):
+    """One module call, resolved: where it runs, how long it may take, its effective params."""
 
     model_config = ConfigDict(extra="forbid")
 
-    max_attempts: int
-    initial_interval_s: float
-    backoff: float
-    max_interval_s: float
+    module_key: str
+    task_queue: QueueName
+    timeout_s: float
+    params: dict[str, Any]
+    param_sources: dict[str, ParamSource]
+    """Where each effective parameter came from."""
+    artifact_outputs: list[str] = []
+    """Output fields that carry artifact references, from the module's output contract."""
 
 
-class PlanNode(BaseModel):
-    """One node, resolved: module, queue, bindings, effective params and where each came from."""
-
-    model_config = ConfigDict(extra="forbid")
+class PlanNode(ModuleCall):
+    """One node of a graph: a module call plus its place in the graph and its policies."""
 
     id: str
     step: str
-    module_key: str
-    task_queue: str
     depends_on: list[str]
     inputs: dict[str, PortBinding]
-    params: dict[str, Any]
-    param_sources: dict[str, ParamSource]
-    retry: PlanRetry
-    timeout_s: float
-    on_failure: Literal["fail_run", "wait_for_operator"]
+    retry: RetryPolicy
+    on_failure: FailurePolicy
+
+
+def artifacts_of(calls: Mapping[str, ModuleCall],
+                 outputs: Mapping[str, Mapping[str, Any]]) -> list[ArtifactRef]:
+    """The artifacts among a run's outputs, read from each call's typed artifact fields.
+
+    Args:
+        calls: call key (node id, or module key in the legacy chain) → the resolved call.
+        outputs: the same keys → what each call returned.
+    """
+    return [ArtifactRef.model_validate(outputs[key][field]) for key, call in calls.items()
+            for field in call.artifact_outputs if outputs.get(key, {}).get(field) is not None]
 
 
 class ExecutionPlan(BaseModel):
@@ -56,10 +69,14 @@ class ExecutionPlan(BaseModel):
 
     workflow_id: str
     workflow_version: int
-    family: str
+    family: Family
     catalog_version: str
     nodes: list[PlanNode]
 
     def node(self, node_id: str) -> PlanNode:
         """The plan node with this id."""
         return next(node for node in self.nodes if node.id == node_id)
+
+    def artifacts(self, outputs: Mapping[str, Mapping[str, Any]]) -> list[ArtifactRef]:
+        """The artifacts among a run's outputs (node id → output), in plan order."""
+        return artifacts_of({node.id: node for node in self.nodes}, outputs)

@@ -16,15 +16,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from output_profiles.dispatch import OrderLine, plan_dispatch, start_dispatch  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from output_profiles.dispatch import plan_dispatch  # noqa: E402
+from output_profiles.dispatch_plan import OrderLine  # noqa: E402
 from output_profiles.models import OutputTypeCreate  # noqa: E402
 from prodgraph.embedded import stop_dev_server  # noqa: E402
+from prodgraph.orders import start_order_line  # noqa: E402
 from prodgraph.runs import run_plan, temporal_session  # noqa: E402
-from prodgraph.settings import Settings  # noqa: E402
 from registry.catalog import default_catalog  # noqa: E402
 from registry.compiler import compile_plan  # noqa: E402
+from registry.families import order_line_entry  # noqa: E402
 from registry.starters import starter  # noqa: E402
-from workflows.order_line import order_line_entry  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "red_cube_blue_cylinder.step"
 OUT = REPO / "tests" / "workflows" / "histories"
@@ -60,14 +62,14 @@ async def record_runs(session, catalog) -> None:
     profile = OutputTypeCreate(slug="still", name="Still", artifact_kinds=["still_image"])
     plan = plan_dispatch(profile, None, catalog, SMALL)
     order = OrderLine(order_line_id="replay-2", step_path=str(EXAMPLE))
-    handle = await start_dispatch(session, plan, order, "still")
+    handle = await start_order_line(session, plan, order, "still")
     await handle.result()
     await save(session, handle.id, "order_line_legacy_completed")
     await save(session, f"{handle.id}-legacy", "legacy_still_completed")
     graph = plan_dispatch(profile.model_copy(update={"rollout": "graph",
                                                      "workflow_id": "order-still-v1"}),
                           starter("order-still-v1"), catalog, SMALL)
-    handle = await start_dispatch(session, graph, order, "still")
+    handle = await start_order_line(session, graph, order, "still")
     await handle.result()
     await save(session, handle.id, "order_line_graph_completed")
 

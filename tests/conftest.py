@@ -10,8 +10,8 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from core.settings import Settings
 from prodgraph.embedded import temporal_binary
-from prodgraph.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = Path(os.environ.get("PRODGRAPH_SHARED_DIR", REPO_ROOT.parent / "shared")).resolve()
@@ -71,8 +71,8 @@ async def session(temporal_env, settings):
     """A TemporalSession on the shared dev server, with this test's in-process workers."""
     import asyncio
 
-    from prodgraph.runs import TemporalSession
-    from worker import build_workers
+    from core.temporal import TemporalSession
+    from prodgraph.workers import build_workers
 
     workers = build_workers(temporal_env.client, settings)
     tasks = [asyncio.create_task(worker.run()) for worker in workers]

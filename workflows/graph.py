@@ -7,12 +7,13 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict
 
+    from core.temporal import temporal_retry
+    from core.vocabulary import FailurePolicy
     from registry.plan import ExecutionPlan, PlanNode
 
 NodeStatus = Literal["pending", "running", "completed", "failed", "awaiting_operator", "skipped"]
@@ -128,7 +129,7 @@ class GraphWorkflow:
             except ActivityError as error:
                 state.error = node_error(node.id, error)
                 state.attempts += 1
-            if node.on_failure != "wait_for_operator":
+            if node.on_failure != FailurePolicy.wait_for_operator:
                 state.status = "failed"
                 return None
             state.status = "awaiting_operator"
@@ -145,21 +146,17 @@ class GraphWorkflow:
                 outputs.get(binding.source_node, {})
             if binding.field in source:
                 arguments[field] = source[binding.field]
-        retry = node.retry
         return await workflow.execute_activity(
             node.module_key, arguments, result_type=dict,
             task_queue=input.task_queues[node.task_queue],
             start_to_close_timeout=timedelta(seconds=node.timeout_s),
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=RetryPolicy(
-                maximum_attempts=retry.max_attempts,
-                initial_interval=timedelta(seconds=retry.initial_interval_s),
-                backoff_coefficient=retry.backoff,
-                maximum_interval=timedelta(seconds=retry.max_interval_s)),
+            retry_policy=temporal_retry(node.retry),
         )
 
 
 def node_error(node_id: str, error: ActivityError) -> NodeError:
+    """The module's failure as the node's error: its code (the ApplicationError type) and words."""
     cause = error.cause
     if isinstance(cause, ApplicationError):
         return NodeError(code=cause.type or "activity_failed", message=cause.message,

@@ -6,18 +6,19 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict
 
+    from core.temporal import temporal_retry
+    from core.vocabulary import DELIVERABLE_ROLES, RetryPolicy
     from legacy_adapter.pipeline_plan import LegacyPlan
-    from workflows.graph import NodeError, node_error
+    from workflows.graph import HEARTBEAT_TIMEOUT, NodeError, node_error
 
 #: The legacy system's own fixed policy, the same for every step.
-LEGACY_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2),
-                           backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30))
+LEGACY_RETRY = RetryPolicy(max_attempts=3, initial_interval_s=2.0, backoff=2.0,
+                           max_interval_s=30.0)
 
 
 class LegacyPipelineInput(BaseModel):
@@ -76,7 +77,7 @@ class LegacyPipelineWorkflow:
                                     material_map=materials["material_map"],
                                     render_template=template["render_template"])
         deliverables = {key: value for key, value in rendered.items()
-                        if key in ("still", "turntable", "blend")}
+                        if key in DELIVERABLE_ROLES}
         if input.plan.thumbnail and "still" in deliverables:
             thumbnail = await self._call("render.thumbnail", still=deliverables["still"])
             deliverables["thumbnail"] = thumbnail["thumbnail"]
@@ -92,7 +93,7 @@ class LegacyPipelineWorkflow:
                 module_key, {**inputs, "params": call.params}, result_type=dict,
                 task_queue=self._input.task_queues[call.task_queue],
                 start_to_close_timeout=timedelta(seconds=call.timeout_s),
-                heartbeat_timeout=timedelta(seconds=60), retry_policy=LEGACY_RETRY)
+                heartbeat_timeout=HEARTBEAT_TIMEOUT, retry_policy=temporal_retry(LEGACY_RETRY))
         except ActivityError as error:
             raise _StepFailed(node_error(module_key, error)) from None
         self._outputs[module_key] = output

@@ -9,9 +9,11 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict
 
-    from activities.artifacts import refs_in
+    from activities.artifacts import ArtifactRef
     from output_profiles.dispatch_plan import DispatchPlan, InvocationResult, OrderLine
-    from workflows.graph import GraphRunInput, GraphRunResult, GraphWorkflow
+    from registry.families import order_line_entry
+    from registry.plan import ExecutionPlan
+    from workflows.graph import GraphRunInput, GraphRunResult, GraphWorkflow, NodeError
     from workflows.legacy import LegacyPipelineInput, LegacyPipelineWorkflow
 
 
@@ -24,17 +26,6 @@ class OrderLineInput(BaseModel):
     order: OrderLine
     output_type: str
     task_queues: dict[str, str]
-
-
-def order_line_entry(intake_outputs: dict[str, dict[str, Any]], order_line_id: str,
-                     output_type: str | None = None, product_category: str | None = None
-                     ) -> dict[str, Any]:
-    """The order_line entry context, from the outputs of the cad-intake starter's nodes."""
-    return {"order_line_id": order_line_id, "output_type": output_type,
-            "product_category": product_category,
-            "step_file": intake_outputs["resolve"]["step_file"],
-            "glb": intake_outputs["glb"]["glb"], "bbox": intake_outputs["bbox"]["bbox"],
-            "objects": intake_outputs["extract"]["objects"]}
 
 
 @workflow.defn(name="OrderLineWorkflow")
@@ -51,35 +42,40 @@ class OrderLineWorkflow:
     async def _legacy(self, input: OrderLineInput) -> InvocationResult:
         child_id = f"{workflow.info().workflow_id}-legacy"
         order = input.order
+        plan = input.dispatch.legacy_plan
+        assert plan is not None, "a legacy dispatch carries its legacy plan"
         result = await workflow.execute_child_workflow(
             LegacyPipelineWorkflow.run,
-            LegacyPipelineInput(plan=input.dispatch.legacy_plan, step_path=order.step_path,
+            LegacyPipelineInput(plan=plan, step_path=order.step_path,
                                 order_line_id=order.order_line_id,
                                 product_category=order.product_category,
                                 task_queues=input.task_queues), id=child_id)
-        return self._result(input, [child_id], [result.outputs], result.error)
+        return self._result(input, [child_id], plan.artifacts(result.outputs), result.error)
 
     async def _graph(self, input: OrderLineInput) -> InvocationResult:
         own_id = workflow.info().workflow_id
-        intake = await self._child(f"{own_id}-intake", input.dispatch.intake_plan,
+        intake_plan, render_plan = input.dispatch.intake_plan, input.dispatch.graph_plan
+        assert intake_plan and render_plan, "a graph dispatch carries its intake and render plans"
+        intake = await self._child(f"{own_id}-intake", intake_plan,
                                    {"step_path": input.order.step_path}, input)
+        intake_artifacts = intake_plan.artifacts(intake.outputs)
         if intake.status != "completed":
-            return self._result(input, [f"{own_id}-intake"], [intake.outputs], intake.error)
+            return self._result(input, [f"{own_id}-intake"], intake_artifacts, intake.error)
         entry = order_line_entry(intake.outputs, input.order.order_line_id, input.output_type,
                                  input.order.product_category)
-        rendered = await self._child(f"{own_id}-render", input.dispatch.graph_plan, entry, input)
+        rendered = await self._child(f"{own_id}-render", render_plan, entry, input)
         return self._result(input, [f"{own_id}-intake", f"{own_id}-render"],
-                            [intake.outputs, rendered.outputs], rendered.error)
+                            intake_artifacts + render_plan.artifacts(rendered.outputs),
+                            rendered.error)
 
-    async def _child(self, child_id: str, plan, entry: dict, input: OrderLineInput
-                     ) -> GraphRunResult:
+    async def _child(self, child_id: str, plan: ExecutionPlan, entry: dict[str, Any],
+                     input: OrderLineInput) -> GraphRunResult:
         return await workflow.execute_child_workflow(
             GraphWorkflow.run, GraphRunInput(plan=plan, entry=entry,
                                              task_queues=input.task_queues), id=child_id)
 
-    def _result(self, input: OrderLineInput, child_ids: list[str],
-                outputs: list[dict[str, dict[str, Any]]], error) -> InvocationResult:
-        artifacts = [ref for run in outputs for ref in refs_in(run)]
+    def _result(self, input: OrderLineInput, child_ids: list[str], artifacts: list[ArtifactRef],
+                error: NodeError | None) -> InvocationResult:
         return InvocationResult(
             route=input.dispatch.route, status="failed" if error else "completed",
             workflow_ids=child_ids, artifacts=artifacts, effective=input.dispatch.effective(),

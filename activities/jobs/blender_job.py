@@ -13,10 +13,23 @@ from typing import Any
 import bpy
 from mathutils import Matrix, Vector
 
-from activities.jobs.protocol import JobError, run_job
+from activities.cad import BBox
+from activities.jobs.protocol import run_job
+from activities.materials import Material
+from activities.render import (
+    BlenderJobRequest,
+    BlendJobRequest,
+    RenderSettings,
+    StillJobRequest,
+    TurntableJobRequest,
+)
+from core.errors import InvalidGlbError, RenderFailedError
+from core.vocabulary import Engine, ImageFormat
 
-ENGINES = {"cycles": "CYCLES", "eevee": "BLENDER_EEVEE", "workbench": "BLENDER_WORKBENCH"}
-IMAGE_FORMATS = {"png": "PNG", "jpeg": "JPEG"}
+#: Blender's ids for our engines and image formats.
+ENGINES = {Engine.cycles: "CYCLES", Engine.eevee: "BLENDER_EEVEE",
+           Engine.workbench: "BLENDER_WORKBENCH"}
+IMAGE_FORMATS = {ImageFormat.png: "PNG", ImageFormat.jpeg: "JPEG"}
 #: Camera direction as (azimuth from the front towards the right, elevation), in degrees.
 CAMERA_PRESETS = {
     "front_three_quarter": (35.0, 25.0),
@@ -24,7 +37,6 @@ CAMERA_PRESETS = {
     "top": (0.0, 90.0),
     "iso": (45.0, math.degrees(math.atan(1 / math.sqrt(2)))),
 }
-DEFAULT_PRESET = "front_three_quarter"
 LENS_MM = 70.0
 SENSOR_MM = 36.0
 #: How much larger than the part the frame is (1.15: the part fills about 87 % of it).
@@ -74,134 +86,93 @@ class Imported:
     box: Box
 
 
-def render_still(request: dict[str, Any]) -> dict[str, Any]:
+def render_still(request: StillJobRequest) -> dict[str, Any]:
     """Render one image of the part."""
-    image_format = _choice(request, "image_format", "png", IMAGE_FORMATS)
-    transparent = bool(request.get("transparent_background", False))
-    _check_image_format(image_format, transparent)
-    scene, built = _build_scene(request, turntable=False)
-    output = Path(request["output_path"])
-    _set_image_output(scene, image_format, transparent)
+    settings = request.settings
+    scene, built = _build_scene(request, settings, turntable=False)
+    output = Path(request.output_path)
+    _set_image_output(scene, settings.image_format, settings.transparent_background)
     with tempfile.TemporaryDirectory(prefix="prodgraph-still-") as tmp:
         # Blender rewrites '#' in output paths into frame numbers, so render to a plain name.
-        scene.render.filepath = str(Path(tmp) / f"still.{image_format}")
-        seconds = _render(scene, request, animation=False)
+        scene.render.filepath = str(Path(tmp) / f"still.{settings.image_format}")
+        seconds = _render(scene, settings.engine, animation=False)
         _move_single_file(Path(tmp), output)
     return {
         "output_path": str(output),
         "width": scene.render.resolution_x,
         "height": scene.render.resolution_y,
-        "engine": _choice(request, "engine", "cycles", ENGINES),
+        "engine": settings.engine,
         "samples": _samples_used(scene),
         "render_seconds": round(seconds, 3),
         "object_count": len(built.meshes),
     }
 
 
-def render_turntable(request: dict[str, Any]) -> dict[str, Any]:
+def render_turntable(request: TurntableJobRequest) -> dict[str, Any]:
     """Render an MP4 of the part turning about the vertical axis through its centre."""
-    frame_count = _positive_int(request, "frame_count", 36)
-    fps = _positive_int(request, "fps", 24)
-    degrees = request.get("turntable_degrees")
-    degrees = 360.0 if degrees is None else float(degrees)
-    if request.get("transparent_background"):
-        raise JobError("invalid_request", "an H.264 turntable cannot have a transparent background")
-    scene, built = _build_scene(request, turntable=True)
-    if scene.render.resolution_x % 2 or scene.render.resolution_y % 2:
-        raise JobError("invalid_request", "H.264 needs an even width and height")
-    _animate_turntable(scene, built, frame_count, degrees)
-    scene.render.fps, scene.render.fps_base = fps, 1.0
-    _set_video_output(scene, fps)
-    output = Path(request["output_path"])
+    settings = request.settings
+    scene, built = _build_scene(request, settings, turntable=True)
+    _animate_turntable(scene, built, settings.frame_count, settings.turntable_degrees)
+    scene.render.fps, scene.render.fps_base = settings.fps, 1.0
+    _set_video_output(scene, settings.fps)
+    output = Path(request.output_path)
     with tempfile.TemporaryDirectory(prefix="prodgraph-turntable-") as tmp:
         scene.render.filepath = str(Path(tmp) / "turntable.mp4")
-        seconds = _render(scene, request, animation=True)
+        seconds = _render(scene, settings.engine, animation=True)
         _move_single_file(Path(tmp), output)
     return {
         "output_path": str(output),
-        "frame_count": frame_count,
-        "fps": fps,
+        "frame_count": settings.frame_count,
+        "fps": settings.fps,
         "width": scene.render.resolution_x,
         "height": scene.render.resolution_y,
         "render_seconds": round(seconds, 3),
     }
 
 
-def export_blend(request: dict[str, Any]) -> dict[str, Any]:
+def export_blend(request: BlendJobRequest) -> dict[str, Any]:
     """Save the still's scene, ready to render, as a compressed .blend file."""
-    image_format = _choice(request, "image_format", "png", IMAGE_FORMATS)
-    transparent = bool(request.get("transparent_background", False))
-    _check_image_format(image_format, transparent)
-    scene, built = _build_scene(request, turntable=False)
-    _set_image_output(scene, image_format, transparent)
-    output = Path(request["output_path"])
+    settings = request.settings
+    scene, built = _build_scene(request, settings, turntable=False)
+    _set_image_output(scene, ImageFormat.png, settings.transparent_background)
+    output = Path(request.output_path)
     output.parent.mkdir(parents=True, exist_ok=True)
     bpy.context.preferences.filepaths.save_version = 0
     bpy.ops.wm.save_as_mainfile(filepath=str(output), compress=True, check_existing=False)
     return {"output_path": str(output), "object_count": len(built.meshes)}
 
 
-def _build_scene(request: dict[str, Any], *, turntable: bool) -> tuple[bpy.types.Scene, Imported]:
-    """Open the template or an empty file, import the GLB, then add lights, world and camera."""
-    glb_path = _checked_glb(request.get("glb_path"))
-    azimuth, elevation = CAMERA_PRESETS[
-        _choice(request, "camera_preset", DEFAULT_PRESET, CAMERA_PRESETS)
-    ]
-    width = _positive_int(request, "width", 640)
-    height = _positive_int(request, "height", 480)
-    given_box = _request_box(request.get("bbox"))
-    template = request.get("template_path")
-    _open_start_file(template)
+def _build_scene(request: BlenderJobRequest, settings: RenderSettings, *,
+                 turntable: bool) -> tuple[bpy.types.Scene, Imported]:
+    """Start an empty scene, import the GLB, then add lights, world and camera."""
+    glb_path = _checked_glb(request.glb_path)
+    azimuth, elevation = CAMERA_PRESETS[request.camera_preset]
+    bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
-    # A template's own lights and world win; lights inside the GLB must not count as the template's.
-    keep_lights = bool(template) and any(obj.type == "LIGHT" for obj in scene.objects)
-    keep_world = bool(template) and scene.world is not None
-    built = _import_glb(glb_path)
-    if given_box is not None:
-        built = replace(built, box=given_box)
-    scene.render.resolution_x, scene.render.resolution_y = width, height
+    built = replace(_import_glb(glb_path), box=_box(request.bbox))
+    scene.render.resolution_x, scene.render.resolution_y = settings.width, settings.height
     scene.render.resolution_percentage = 100
     framed = built.box.swept_about_z() if turntable else built.box
-    _add_camera(scene, framed, _direction(azimuth, elevation), width / height)
-    look = request.get("template") or {}
-    _apply_material_map(built.meshes, request.get("material_map") or {})
-    if not keep_lights:
-        _add_studio_lights(scene, built.box, azimuth, float(look.get("light_strength", 1.0)))
-    if not keep_world:
-        _add_world(scene, look.get("background"))
-        scene.view_settings.view_transform = "Standard"
-    _configure_engine(scene, request)
+    _add_camera(scene, framed, _direction(azimuth, elevation), settings.width / settings.height)
+    _apply_material_map(built.meshes, request.material_map)
+    _add_studio_lights(scene, built.box, azimuth, request.template.light_strength)
+    _add_world(scene, request.template.background)
+    scene.view_settings.view_transform = "Standard"
+    _configure_engine(scene, settings)
     return scene, built
 
 
-def _open_start_file(template: str | None) -> None:
-    """Start from the template .blend with its scripts disabled, or from an empty scene."""
-    if not template:
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-        return
-    if not Path(template).is_file():
-        raise JobError("invalid_template", f"template .blend not found: {template}")
-    try:
-        bpy.ops.wm.open_mainfile(filepath=str(template), load_ui=False, use_scripts=False)
-    except RuntimeError as exc:
-        raise JobError("invalid_template", f"cannot open template {template}: {exc}") from exc
-    # Freestyle lines are a template setting we never want on product renders.
-    bpy.context.scene.render.use_freestyle = False
-
-
-def _checked_glb(path: Any) -> Path:
+def _checked_glb(path: str) -> Path:
     """The GLB's path, after checking that the file looks like glTF at all."""
-    if not path:
-        raise JobError("invalid_glb", "request has no glb_path")
     glb = Path(path)
     if not glb.is_file():
-        raise JobError("invalid_glb", f"GLB file not found: {glb}")
+        raise InvalidGlbError(f"GLB file not found: {glb}")
     with glb.open("rb") as handle:
         head = handle.read(64)
     if not head:
-        raise JobError("invalid_glb", f"GLB file is empty: {glb}")
+        raise InvalidGlbError(f"GLB file is empty: {glb}")
     if not head.startswith(b"glTF") and not head.lstrip().startswith(b"{"):
-        raise JobError("invalid_glb", f"not a glTF/GLB file (no 'glTF' magic): {glb}")
+        raise InvalidGlbError(f"not a glTF/GLB file (no 'glTF' magic): {glb}")
     return glb
 
 
@@ -211,11 +182,11 @@ def _import_glb(glb: Path) -> Imported:
     try:
         bpy.ops.import_scene.gltf(filepath=str(glb))
     except RuntimeError as exc:
-        raise JobError("invalid_glb", f"Blender cannot import {glb}: {exc}") from exc
+        raise InvalidGlbError(f"Blender cannot import {glb}: {exc}") from exc
     new = [obj for obj in bpy.data.objects if obj not in before]
     meshes = [obj for obj in new if obj.type == "MESH" and len(obj.data.vertices) > 0]
     if not meshes:
-        raise JobError("invalid_glb", f"GLB holds no mesh geometry: {glb}")
+        raise InvalidGlbError(f"GLB holds no mesh geometry: {glb}")
     roots = [obj for obj in new if obj.parent is None or obj.parent not in new]
     return Imported(meshes, roots, _mesh_box(meshes))
 
@@ -229,17 +200,9 @@ def _mesh_box(meshes: list[bpy.types.Object]) -> Box:
     return Box(lo, hi)
 
 
-def _request_box(bbox: Any) -> Box | None:
-    """The caller's box (CAD frame, Z up, metres, which is Blender's world frame), if any."""
-    if bbox is None:
-        return None
-    try:
-        lo, hi = Vector([float(v) for v in bbox["min"]]), Vector([float(v) for v in bbox["max"]])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise JobError("invalid_request", f"bbox needs min and max as [x, y, z]: {bbox}") from exc
-    if len(lo) != 3 or len(hi) != 3 or any(lo[i] > hi[i] for i in range(3)):
-        raise JobError("invalid_request", f"bbox min must be [x, y, z] below max: {bbox}")
-    return Box(lo, hi)
+def _box(bbox: BBox) -> Box:
+    """The intake's box (CAD frame, Z up, metres, which is Blender's world frame)."""
+    return Box(Vector(bbox.min), Vector(bbox.max))
 
 
 def _direction(azimuth_deg: float, elevation_deg: float) -> Vector:
@@ -280,21 +243,20 @@ def _add_camera(scene: bpy.types.Scene, box: Box, direction: Vector, aspect: flo
     scene.camera = camera
 
 
-def _apply_material_map(meshes: list[bpy.types.Object], material_map: dict[str, Any]) -> None:
+def _apply_material_map(meshes: list[bpy.types.Object], material_map: dict[str, Material]) -> None:
     """Give each part the material the order asks for, matched by part (node) name."""
     made: dict[str, bpy.types.Material] = {}
     for obj in meshes:
-        spec = _material_for(obj, material_map)
-        if spec is None:
+        material = _material_for(obj, material_map)
+        if material is None:
             continue
-        key = spec.get("key") or spec["base_color"]
-        if key not in made:
-            made[key] = _principled(key, spec)
+        if material.key not in made:
+            made[material.key] = _principled(material)
         obj.data.materials.clear()
-        obj.data.materials.append(made[key])
+        obj.data.materials.append(made[material.key])
 
 
-def _material_for(obj: bpy.types.Object, material_map: dict[str, Any]) -> dict | None:
+def _material_for(obj: bpy.types.Object, material_map: dict[str, Material]) -> Material | None:
     """The part's entry, looked up by the object's name, its parent's, without '.001' suffixes."""
     for candidate in (obj, obj.parent):
         while candidate is not None:
@@ -306,23 +268,28 @@ def _material_for(obj: bpy.types.Object, material_map: dict[str, Any]) -> dict |
     return None
 
 
-def _principled(key: str, spec: dict[str, Any]) -> bpy.types.Material:
+def _principled(spec: Material) -> bpy.types.Material:
     """A Principled BSDF material from an sRGB hex colour, metallic and roughness."""
-    material = bpy.data.materials.new(f"prodgraph_{key}")
+    material = bpy.data.materials.new(f"prodgraph_{spec.key}")
     bsdf = material.node_tree.nodes.get("Principled BSDF")
-    colour = (*_srgb_to_linear(spec["base_color"]), 1.0)
+    colour = (*_srgb_to_linear(spec.base_color), 1.0)
     material.diffuse_color = colour
     if bsdf is not None:
         bsdf.inputs["Base Color"].default_value = colour
-        bsdf.inputs["Metallic"].default_value = float(spec.get("metallic", 0.0))
-        bsdf.inputs["Roughness"].default_value = float(spec.get("roughness", 0.5))
+        bsdf.inputs["Metallic"].default_value = spec.metallic
+        bsdf.inputs["Roughness"].default_value = spec.roughness
     return material
 
 
 def _srgb_to_linear(hex_colour: str) -> tuple[float, float, float]:
     """Blender's material colours are linear; orders speak sRGB hex."""
-    channels = [int(hex_colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
-    return tuple(c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    red, green, blue = (int(hex_colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4))
+    return _channel_to_linear(red), _channel_to_linear(green), _channel_to_linear(blue)
+
+
+def _channel_to_linear(channel: float) -> float:
+    """One sRGB channel in 0..1 as linear light."""
+    return channel / 12.92 if channel <= 0.04045 else ((channel + 0.055) / 1.055) ** 2.4
 
 
 def _add_studio_lights(scene: bpy.types.Scene, box: Box, azimuth_deg: float,
@@ -348,7 +315,7 @@ def _add_studio_lights(scene: bpy.types.Scene, box: Box, azimuth_deg: float,
         scene.collection.objects.link(light)
 
 
-def _add_world(scene: bpy.types.Scene, background_hex: str | None = None) -> None:
+def _add_world(scene: bpy.types.Scene, background_hex: str) -> None:
     """A uniform world (the template backdrop, else soft grey) that also lights softly."""
     world = bpy.data.worlds.new("prodgraph_world")
     colour = _srgb_to_linear(background_hex) if background_hex else (WORLD_GREY,) * 3
@@ -360,17 +327,17 @@ def _add_world(scene: bpy.types.Scene, background_hex: str | None = None) -> Non
     scene.world = world
 
 
-def _configure_engine(scene: bpy.types.Scene, request: dict[str, Any]) -> None:
+def _configure_engine(scene: bpy.types.Scene, settings: RenderSettings) -> None:
     """Pick the engine and its quality settings."""
-    engine = ENGINES[_choice(request, "engine", "cycles", ENGINES)]
-    samples = _positive_int(request, "samples", 16)
+    engine = ENGINES[settings.engine]
+    samples = settings.samples
     scene.render.engine = engine
-    scene.render.film_transparent = bool(request.get("transparent_background", False))
+    scene.render.film_transparent = settings.transparent_background
     if engine == "CYCLES":
         scene.cycles.device = "CPU"
         scene.cycles.samples = samples
         scene.cycles.use_adaptive_sampling = True
-        scene.cycles.use_denoising = bool(request.get("denoise", False)) and _oidn_available()
+        scene.cycles.use_denoising = settings.denoise and _oidn_available()
         scene.cycles.denoiser = "OPENIMAGEDENOISE"
     elif engine == "BLENDER_EEVEE":
         scene.eevee.taa_render_samples = samples
@@ -397,19 +364,14 @@ def _samples_used(scene: bpy.types.Scene) -> int | None:
     return None
 
 
-def _check_image_format(image_format: str, transparent: bool) -> None:
-    """Refuse a transparent background in a format without alpha."""
-    if transparent and image_format == "jpeg":
-        raise JobError("invalid_request", "transparent_background needs image_format png, not jpeg")
-
-
-def _set_image_output(scene: bpy.types.Scene, image_format: str, transparent: bool) -> None:
+def _set_image_output(scene: bpy.types.Scene, image_format: ImageFormat,
+                      transparent: bool) -> None:
     """Write 8-bit PNG (RGBA when transparent) or JPEG."""
     settings = scene.render.image_settings
     settings.media_type = "IMAGE"
     settings.file_format = IMAGE_FORMATS[image_format]
     settings.color_mode = "RGBA" if transparent else "RGB"
-    if image_format == "png":
+    if image_format == ImageFormat.png:
         settings.color_depth = "8"
         settings.compression = 15
     else:
@@ -461,7 +423,7 @@ def _animate_turntable(
             point.interpolation = "LINEAR"
 
 
-def _render(scene: bpy.types.Scene, request: dict[str, Any], *, animation: bool) -> float:
+def _render(scene: bpy.types.Scene, engine: Engine, *, animation: bool) -> float:
     """Render to scene.render.filepath and return the seconds it took."""
     started = time.perf_counter()
     try:
@@ -471,8 +433,7 @@ def _render(scene: bpy.types.Scene, request: dict[str, Any], *, animation: bool)
         else:
             bpy.ops.render.render(write_still=True)
     except RuntimeError as exc:
-        engine = request.get("engine", "cycles")
-        raise JobError("render_failed", f"engine {engine} failed on this machine: {exc}") from exc
+        raise RenderFailedError(f"engine {engine} failed on this machine: {exc}") from exc
     return time.perf_counter() - started
 
 
@@ -481,27 +442,12 @@ def _move_single_file(folder: Path, output: Path) -> None:
     written = [path for path in folder.iterdir() if path.is_file() and path.stat().st_size > 0]
     if len(written) != 1:
         names = [path.name for path in folder.iterdir()]
-        raise JobError("render_failed", f"renderer wrote {names}, expected one file")
+        raise RenderFailedError(f"renderer wrote {names}, expected one file")
     output.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(written[0]), str(output))
 
 
-def _choice(request: dict[str, Any], key: str, default: str, options: dict[str, Any]) -> str:
-    """The name of the option the request picks under key, checked against options."""
-    name = request.get(key) or default
-    if name not in options:
-        raise JobError("invalid_request", f"{key} must be one of {sorted(options)}, not {name!r}")
-    return name
-
-
-def _positive_int(request: dict[str, Any], key: str, default: int) -> int:
-    """A positive integer field of the request; missing or null means the default."""
-    value = request.get(key)
-    value = default if value is None else value
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise JobError("invalid_request", f"{key} must be a positive integer, not {value!r}")
-    return value
-
-
 if __name__ == "__main__":
-    run_job({"still": render_still, "turntable": render_turntable, "blend": export_blend})
+    run_job({"still": (render_still, StillJobRequest),
+             "turntable": (render_turntable, TurntableJobRequest),
+             "blend": (export_blend, BlendJobRequest)})

@@ -49,14 +49,14 @@ from OCP.XCAFDoc import (
     XCAFDoc_ShapeTool,
 )
 
-from activities.jobs.protocol import JobError, run_job
+from activities.cad import ExportGlbParams, GlbJobRequest, StepJobRequest
+from activities.jobs.protocol import run_job
+from core.errors import CadFileNotFoundError, InvalidCadFileError
 
 STEP_MAGIC = b"ISO-10303-21"
 UTF8_BOM = b"\xef\xbb\xbf"
 #: A coordinate beyond this (in mm, ~10 km) means OCCT built garbage geometry (seen: ±1e100).
 ABSURD_COORDINATE_MM = 1e7
-DEFAULT_RELATIVE_DEFLECTION = 0.001
-DEFAULT_ANGULAR_DEFLECTION_RAD = 0.5
 MIN_LINEAR_DEFLECTION_MM = 0.001
 
 _UNIT_NAMES = {
@@ -101,16 +101,16 @@ def _silence_occt() -> None:
 def _preflight(path: Path) -> bool:
     """Reject missing, empty and non-STEP files before OCCT sees them; True if it has a BOM."""
     if not path.is_file():
-        raise JobError("cad_file_not_found", f"STEP file not found: {path}")
+        raise CadFileNotFoundError(f"STEP file not found: {path}")
     if path.stat().st_size == 0:
-        raise JobError("invalid_cad_file", f"{path.name}: file is empty")
+        raise InvalidCadFileError(f"{path.name}: file is empty")
     with path.open("rb") as handle:
         head = handle.read(4096)
     body = head.removeprefix(UTF8_BOM).lstrip()
     if not body.startswith(STEP_MAGIC):
         kind = next((name for magic, name in _FILE_MAGICS.items() if head.startswith(magic)), None)
         hint = f"; it looks like {kind}" if kind else ""
-        raise JobError("invalid_cad_file",
+        raise InvalidCadFileError(
                        f"{path.name}: not a STEP file (no ISO-10303-21 header){hint}")
     return head.startswith(UTF8_BOM)
 
@@ -225,21 +225,21 @@ def _read(source: Path, name: str, with_tessellation: bool) -> _Loaded:
     try:
         status = reader.ReadFile(str(source))
     except Standard_Failure as exc:
-        raise JobError("invalid_cad_file", f"{name}: STEP file could not be parsed: {exc}") from exc
+        raise InvalidCadFileError(f"{name}: STEP file could not be parsed: {exc}") from exc
     fails = _load_fails(reader)
     if status != IFSelect_RetDone:
         truncated = _looks_truncated(source)
         hint = "; the file looks truncated (no END-ISO-10303-21)" if truncated else ""
-        raise JobError("invalid_cad_file",
+        raise InvalidCadFileError(
                        f"{name}: STEP syntax error, the file could not be parsed "
                        f"(reader status {status.name}){hint}{_with_first(fails)}")
     try:
         reader.Transfer(doc)
     except Standard_Failure as exc:
-        raise JobError("invalid_cad_file", f"{name}: STEP transfer failed: {exc}") from exc
+        raise InvalidCadFileError(f"{name}: STEP transfer failed: {exc}") from exc
     roots = _free_shapes(doc)
     if not roots:
-        raise JobError("invalid_cad_file",
+        raise InvalidCadFileError(
                        f"{name}: STEP file contains no geometry (no solids or faces) "
                        f"and no product structure{_with_first(fails)}")
     if fails:
@@ -247,7 +247,7 @@ def _read(source: Path, name: str, with_tessellation: bool) -> _Loaded:
         # 29 faces of a solid whose point is gone); only judge files the parser complained about.
         declared, built = _declared_solids(reader), _built_solids(roots)
         if built < declared:
-            raise JobError("invalid_cad_file",
+            raise InvalidCadFileError(
                            f"{name}: STEP file is damaged, only {built} of {declared} "
                            f"solids could be built{_with_first(fails)}")
     return _Loaded(doc, roots, _document_unit_m(doc), _source_unit(reader))
@@ -320,17 +320,17 @@ def _require_geometry(loaded: _Loaded, name: str) -> Bnd_Box:
     try:
         box, faces = _faces_box(_root_shapes(loaded))
     except Standard_Failure as exc:
-        raise JobError("invalid_cad_file",
+        raise InvalidCadFileError(
                        f"{name}: geometry is corrupt (bounding box failed: {exc})") from exc
     if faces == 0:
-        raise JobError("invalid_cad_file",
+        raise InvalidCadFileError(
                        f"{name}: STEP file contains no geometry (no solids or faces)")
     if box.IsVoid():
-        raise JobError("invalid_cad_file", f"{name}: geometry is corrupt (empty bounding box)")
+        raise InvalidCadFileError(f"{name}: geometry is corrupt (empty bounding box)")
     limit = ABSURD_COORDINATE_MM * 0.001 / loaded.unit_m
     low, high = _corners(box)
     if any(not math.isfinite(v) or abs(v) > limit for v in low + high):
-        raise JobError("invalid_cad_file", f"{name}: geometry is corrupt "
+        raise InvalidCadFileError(f"{name}: geometry is corrupt "
                        f"(coordinates beyond {ABSURD_COORDINATE_MM:g} mm)")
     return box
 
@@ -435,11 +435,11 @@ def _visit(walk: _Walk, label: TDF_Label, parent_path: str | None, used: Counter
             _visit(walk, child, path, child_names)
 
 
-def extract(request: dict[str, Any]) -> dict[str, Any]:
+def extract(request: StepJobRequest) -> dict[str, Any]:
     """Product tree (names, kinds, colours, placements, counts) and the file's length unit."""
-    loaded = _load(request["step_path"])
+    loaded = _load(request.step_path)
     if _face_total(loaded.roots):
-        _require_geometry(loaded, Path(request["step_path"]).name)
+        _require_geometry(loaded, Path(request.step_path).name)
     # No faces at all (e.g. an assembly of external references) is not an error here: the
     # product tree is still worth showing. glb and bbox reject such files.
     walk = _Walk(loaded.unit_m, [])
@@ -452,10 +452,10 @@ def extract(request: dict[str, Any]) -> dict[str, Any]:
 # --- bbox ----------------------------------------------------------------------------------
 
 
-def compute_bbox(request: dict[str, Any]) -> dict[str, Any]:
+def compute_bbox(request: StepJobRequest) -> dict[str, Any]:
     """Tight bounding box of all faces, in metres, in the file's own (usually Z-up) frame."""
-    loaded = _load(request["step_path"])
-    box = _require_geometry(loaded, Path(request["step_path"]).name)
+    loaded = _load(request.step_path)
+    box = _require_geometry(loaded, Path(request.step_path).name)
     low, high = _corners(box)
     return {"min": [_metres(v, loaded.unit_m) for v in low],
             "max": [_metres(v, loaded.unit_m) for v in high],
@@ -470,14 +470,14 @@ def _metres(value: float, unit_m: float) -> float:
 # --- glb -----------------------------------------------------------------------------------
 
 
-def _deflection(request: dict[str, Any], part_box: Bnd_Box, unit_m: float) -> float:
+def _deflection(tessellation: ExportGlbParams, part_box: Bnd_Box, unit_m: float) -> float:
     """Chordal deflection: linear_deflection_mm, else relative_deflection x part diagonal."""
     mm_per_unit = unit_m * 1000.0
-    if request.get("linear_deflection_mm") is not None:
-        return max(float(request["linear_deflection_mm"]), MIN_LINEAR_DEFLECTION_MM) / mm_per_unit
-    relative = float(request.get("relative_deflection") or DEFAULT_RELATIVE_DEFLECTION)
+    if tessellation.linear_deflection_mm is not None:
+        return max(tessellation.linear_deflection_mm, MIN_LINEAR_DEFLECTION_MM) / mm_per_unit
     low, high = _corners(part_box)
-    return max(math.dist(low, high) * relative, MIN_LINEAR_DEFLECTION_MM / mm_per_unit)
+    return max(math.dist(low, high) * tessellation.relative_deflection,
+               MIN_LINEAR_DEFLECTION_MM / mm_per_unit)
 
 
 def _part_shapes(doc: TDocStd_Document) -> list[TopoDS_Shape]:
@@ -488,17 +488,17 @@ def _part_shapes(doc: TDocStd_Document) -> list[TopoDS_Shape]:
             if not XCAFDoc_ShapeTool.IsAssembly_s(labels.Value(i))]
 
 
-def _mesh(loaded: _Loaded, request: dict[str, Any]) -> None:
+def _mesh(loaded: _Loaded, tessellation: ExportGlbParams) -> None:
     """Triangulate every part in place, once per product, at a quality relative to its size."""
     params = IMeshTools_Parameters()
-    params.Angle = float(request.get("angular_deflection_rad") or DEFAULT_ANGULAR_DEFLECTION_RAD)
+    params.Angle = tessellation.angular_deflection_rad
     params.Relative = False
     params.InParallel = True
     for shape in _part_shapes(loaded.doc):
         box, faces = _faces_box([shape])
         if faces == 0 or box.IsVoid():
             continue
-        params.Deflection = _deflection(request, box, loaded.unit_m)
+        params.Deflection = _deflection(tessellation, box, loaded.unit_m)
         BRepMesh_IncrementalMesh(shape, params)  # the constructor meshes
 
 
@@ -544,12 +544,12 @@ def _triangle_count(gltf: dict[str, Any]) -> int:
     return total
 
 
-def export_glb(request: dict[str, Any]) -> dict[str, Any]:
+def export_glb(request: GlbJobRequest) -> dict[str, Any]:
     """Tessellate and write a GLB (Y-up, metres, named part nodes, colours as materials)."""
-    loaded = _load(request["step_path"])
-    _require_geometry(loaded, Path(request["step_path"]).name)
-    _mesh(loaded, request)
-    glb_path = Path(request["glb_path"])
+    loaded = _load(request.step_path)
+    _require_geometry(loaded, Path(request.step_path).name)
+    _mesh(loaded, request.tessellation)
+    glb_path = Path(request.glb_path)
     glb_path.parent.mkdir(parents=True, exist_ok=True)
     # Write beside the target and rename, so a crash never leaves a half-written GLB there.
     partial = glb_path.with_name(f".{glb_path.name}.partial")
@@ -562,4 +562,5 @@ def export_glb(request: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run_job({"extract": extract, "glb": export_glb, "bbox": compute_bbox})
+    run_job({"extract": (extract, StepJobRequest), "glb": (export_glb, GlbJobRequest),
+             "bbox": (compute_bbox, StepJobRequest)})

@@ -6,15 +6,11 @@ from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
-from temporalio.client import WorkflowExecutionStatus
-from temporalio.service import RPCError
 
-from api.db import CatalogDep, SessionDep, TemporalDep
-from api.errors import ERROR_RESPONSES, NotFound
-from api.store import require_output_type, workflow_for
-from output_profiles.dispatch import plan_dispatch, start_dispatch
+from api.deps import CatalogDep, SessionDep, TemporalDep
+from api.errors import ERROR_RESPONSES
 from output_profiles.dispatch_plan import EffectiveCall, InvocationResult, OrderLine
-from workflows.order_line import OrderLineWorkflow
+from prodgraph.orders import dispatch_order_line, order_line_state, start_order_line
 
 router = APIRouter(prefix="/api/order-lines", tags=["order lines"], responses=ERROR_RESPONSES)
 
@@ -50,11 +46,10 @@ class OrderLineStatus(BaseModel):
 async def launch_order_line(request: OrderLineRequest, session: SessionDep, catalog: CatalogDep,
                             temporal: TemporalDep) -> OrderLineLaunched:
     """Dispatch through the output type (legacy, graph; shadow is refused) and start the run."""
-    output_type = require_output_type(session, request.output_type)
-    plan = plan_dispatch(output_type, workflow_for(session, output_type), catalog,
-                         request.invocation_params)
+    output_type, plan = dispatch_order_line(session, catalog, request.output_type,
+                                            request.invocation_params)
     order = OrderLine(**request.model_dump(exclude={"output_type"}))
-    handle = await start_dispatch(temporal, plan, order, output_type.slug)
+    handle = await start_order_line(temporal, plan, order, output_type.slug)
     return OrderLineLaunched(workflow_id=handle.id, route=plan.route,
                              artifact_kinds=plan.artifact_kinds,
                              temporal_ui=temporal.workflow_url(handle.id),
@@ -64,14 +59,6 @@ async def launch_order_line(request: OrderLineRequest, session: SessionDep, cata
 @router.get("/{workflow_id}", response_model=OrderLineStatus)
 async def order_line_status(workflow_id: str, temporal: TemporalDep) -> OrderLineStatus:
     """Status of a launched order line, with its result when it has ended."""
-    handle = temporal.client.get_workflow_handle_for(OrderLineWorkflow.run, workflow_id)
-    try:
-        description = await handle.describe()
-    except RPCError:
-        raise NotFound(f"no order-line run {workflow_id!r}", field="workflow_id") from None
-    status = description.status or WorkflowExecutionStatus.RUNNING
-    result: InvocationResult | None = None
-    if status == WorkflowExecutionStatus.COMPLETED:
-        result = await handle.result()
+    status, result = await order_line_state(temporal, workflow_id)
     return OrderLineStatus(workflow_id=workflow_id, status=status.name.lower(),
                            temporal_ui=temporal.workflow_url(workflow_id), result=result)

@@ -11,24 +11,25 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from api.db import CatalogDep, SessionDep
-from api.errors import ERROR_RESPONSES, Conflict, InvalidOutputTypeError
-from api.legacy_import import import_export
+from api.deps import CatalogDep, SessionDep
+from api.errors import ERROR_RESPONSES
 from api.options import schema_options
 from api.schemas import (
     DispatchPlanRequest,
     DispatchPlanSummary,
-    ImportReport,
     OutputTypeEnvelope,
     OutputTypeIn,
     OutputTypePatch,
     OutputTypePublic,
     SchemaOptions,
 )
-from api.store import find_output_type, require_output_type, workflow_for
+from core.errors import ConflictError, InvalidOutputTypeError
 from output_profiles.dispatch import plan_dispatch
-from output_profiles.models import OutputType, OutputTypeBase, OutputTypeCreate, Rollout
+from output_profiles.models import OutputTypeBase, OutputTypeCreate, Rollout
 from output_profiles.validation import ProfileReport, validate_profile
+from persistence.repositories import find_output_type, require_output_type, workflow_for
+from persistence.tables import OutputType
+from prodgraph.legacy_import import ImportReport, import_export
 from registry.catalog import Catalog
 
 router = APIRouter(prefix="/api/output-types", tags=["output-types"], responses=ERROR_RESPONSES)
@@ -75,7 +76,7 @@ def create_output_type(body: OutputTypeIn, session: SessionDep,
     A graph or shadow rollout with any problem is refused with 422 naming the fields.
     """
     if find_output_type(session, body.slug) is not None:
-        raise Conflict(f"output type {body.slug!r} already exists", field="slug")
+        raise ConflictError(f"output type {body.slug!r} already exists", field="slug")
     report = _checked(session, catalog, body)
     row = OutputType(**body.model_dump())
     session.add(row)
@@ -83,7 +84,7 @@ def create_output_type(body: OutputTypeIn, session: SessionDep,
         session.commit()
     except IntegrityError:
         session.rollback()
-        raise Conflict(f"output type {body.slug!r} already exists", field="slug") from None
+        raise ConflictError(f"output type {body.slug!r} already exists", field="slug") from None
     session.refresh(row)
     return _envelope(row, report)
 
@@ -146,7 +147,7 @@ def _checked(session: Session, catalog: Catalog, profile: OutputTypeBase) -> Pro
         first = report.problems[0]
         raise InvalidOutputTypeError(
             f"rollout {profile.rollout.value!r} needs a valid profile; {first.field}: "
-            f"{first.message}", [problem.model_dump() for problem in report.problems],
+            f"{first.message}", problems=[problem.model_dump() for problem in report.problems],
             field=first.field)
     return report
 

@@ -9,9 +9,8 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from api.catalog_history import catalog_change
-from api.db import CatalogDep, SessionDep
-from api.errors import ERROR_RESPONSES, CatalogChangedError, Conflict, ErrorResponse, NotFound
+from api.deps import CatalogDep, SessionDep
+from api.errors import ERROR_RESPONSES, ErrorResponse
 from api.schemas import (
     DefinitionPublic,
     DefinitionSaved,
@@ -20,9 +19,10 @@ from api.schemas import (
     FamilyPublic,
     NodeDefinitionList,
 )
-from api.store import next_version, require_record, versions_by_id
-from output_profiles.models import WorkflowDefinitionRecord
-from prodgraph.errors import InvalidDefinitionError
+from core.errors import CatalogChangedError, ConflictError, InvalidDefinitionError, NotFoundError
+from persistence.catalog_history import catalog_change
+from persistence.repositories import next_version, require_record, versions_by_id
+from persistence.tables import WorkflowDefinitionRecord
 from registry.catalog import Catalog
 from registry.definition import WorkflowDefinition
 from registry.starters import starters
@@ -71,7 +71,7 @@ def node_definitions(catalog: CatalogDep, response: Response,
                      if_none_match: Annotated[str | None, Header()] = None) -> Any:
     """The palette (optionally one family's), with ETag = the catalogue version; 304 if unchanged."""
     if family is not None and family not in catalog.families:
-        raise NotFound(f"family {family!r} does not exist; choose one of "
+        raise NotFoundError(f"family {family!r} does not exist; choose one of "
                        f"{', '.join(sorted(catalog.families))}", field="family")
     if if_none_match and etag_matches(if_none_match, catalog):
         return Response(status_code=304, headers={"ETag": etag_of(catalog)})
@@ -117,7 +117,7 @@ def list_definitions(session: SessionDep, catalog: CatalogDep,
     """Every stored definition id at its latest version, with all its versions."""
     summaries = []
     for definition_id, versions in versions_by_id(session).items():
-        record = session.get(WorkflowDefinitionRecord, (definition_id, versions[-1]))
+        record = require_record(session, definition_id, versions[-1])
         if family is None or record.family == family:
             summaries.append(DefinitionSummary(
                 id=record.id, version=record.version, versions=versions, family=record.family,
@@ -179,10 +179,12 @@ def _refuse_stale(session: Session, catalog: Catalog, document: Any, if_match: s
                   report: ValidationReport) -> None:
     precondition_failed = if_match is not None and not etag_matches(if_match, catalog)
     claimed = _claimed_version(document)
-    stale_body = claimed is not None and claimed != catalog.version
-    if not (precondition_failed or stale_body):
+    if claimed is not None and claimed != catalog.version:
+        old = claimed
+    elif if_match is not None and precondition_failed:
+        old = if_match.strip().removeprefix("W/").strip('"')
+    else:
         return
-    old = claimed if stale_body else if_match.strip().removeprefix("W/").strip('"')
     change = catalog_change(session, old, catalog, document)
     raise CatalogChangedError(
         f"the definition was written for catalogue {old!r}, the current one is "
@@ -215,7 +217,7 @@ def _store(session: Session, definition: WorkflowDefinition,
         session.commit()
     except IntegrityError:
         session.rollback()
-        raise Conflict(f"version {definition.version} of {definition.id!r} was saved "
+        raise ConflictError(f"version {definition.version} of {definition.id!r} was saved "
                        f"concurrently; resend to get the next version", field="version") from None
     session.refresh(record)
     return record

@@ -13,16 +13,51 @@ import pytest
 import trimesh
 from PIL import Image
 
+from activities.render import (
+    TEMPLATES,
+    BlenderJobRequest,
+    BlenderStillParams,
+    BlenderTurntableParams,
+    BlendJobRequest,
+    ExportBlendParams,
+    StillJobRequest,
+    TurntableJobRequest,
+)
+
 pytestmark = pytest.mark.blender
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = {"width": 160, "height": 120, "samples": 8}
+UNIT_BOX = {"min": [-0.01, -0.01, -0.01], "max": [0.01, 0.01, 0.01]}
+REQUESTS = {"still": (StillJobRequest, BlenderStillParams),
+            "turntable": (TurntableJobRequest, BlenderTurntableParams),
+            "blend": (BlendJobRequest, ExportBlendParams)}
+
+
+def _bbox_of(glb: Path) -> dict[str, list[float]]:
+    """The GLB's box in Blender's (and the CAD file's) Z-up frame; glTF is Y-up."""
+    (x0, y0, z0), (x1, y1, z1) = trimesh.load(glb).bounds
+    return {"min": [x0, -z1, y0], "max": [x1, -z0, y1]}
+
+
+def _request(op: str, fields: dict[str, Any]) -> BlenderJobRequest:
+    """The contract model the op reads, as the render activity builds it (studio_grey look
+    unless the fields name a template)."""
+    model, params = REQUESTS[op]
+    settings = params(**{name: value for name, value in fields.items()
+                         if name in params.model_fields})
+    template = TEMPLATES[fields.get("template", "studio_grey")]
+    return model(glb_path=fields["glb_path"], output_path=fields["output_path"],
+                 bbox=fields.get("bbox") or _bbox_of(Path(fields["glb_path"])), material_map={},
+                 template=template,
+                 camera_preset=settings.camera_preset or template.camera_preset,
+                 settings=settings)
 
 
 def _run(op: str, request: dict[str, Any], tmp_path: Path) -> tuple[int, dict[str, Any]]:
     """Run the job once and return its exit code and response document."""
     request_path, response_path = tmp_path / f"{op}-request.json", tmp_path / f"{op}-response.json"
-    request_path.write_text(json.dumps(request))
+    request_path.write_text(_request(op, request).model_dump_json())
     command = [sys.executable, "-m", "activities.jobs.blender_job", op,
                str(request_path), str(response_path)]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -102,8 +137,9 @@ def test_transparent_still_has_clear_background_and_opaque_parts(glb: Path, tmp_
 def test_jpeg_top_view_with_given_bbox(glb: Path, tmp_path: Path) -> None:
     output = tmp_path / "top.jpg"
     bbox = {"min": [-0.01, -0.005, 0.0], "max": [0.015, 0.005, 0.01]}
+    # The dark studio: a bright backdrop lights a top view until the colours wash out.
     request = {"glb_path": str(glb), "output_path": str(output), "image_format": "jpeg",
-               "camera_preset": "top", "bbox": bbox, **SMALL}
+               "camera_preset": "top", "bbox": bbox, "template": "studio_dark", **SMALL}
     code, response = _run("still", request, tmp_path)
 
     assert code == 0, response
@@ -117,8 +153,8 @@ def test_invalid_glb_is_a_typed_error(content: bytes | None, tmp_path: Path) -> 
     glb = tmp_path / "broken.glb"
     if content is not None:
         glb.write_bytes(content)
-    code, response = _run("still", {"glb_path": str(glb), "output_path": str(tmp_path / "x.png")},
-                          tmp_path)
+    code, response = _run("still", {"glb_path": str(glb), "output_path": str(tmp_path / "x.png"),
+                                    "bbox": UNIT_BOX}, tmp_path)
 
     assert code == 3
     assert response["error"]["code"] == "invalid_glb"

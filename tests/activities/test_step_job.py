@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from activities.jobs.protocol import EXIT_TYPED_ERROR, JobError
+from activities.cad import ExportGlbParams, GlbJobRequest, StepJobRequest
+from activities.jobs.protocol import EXIT_TYPED_ERROR
+from core.errors import ModuleError
 
 pytestmark = pytest.mark.occt
 
@@ -76,7 +78,7 @@ def run_job(op: str, request: dict[str, Any], folder: Path) -> tuple[int, dict[s
     """Run the job in a child process; its exit code and its response (None if it wrote none)."""
     folder.mkdir(parents=True, exist_ok=True)
     request_path, response_path = folder / f"{op}.request.json", folder / f"{op}.response.json"
-    request_path.write_text(json.dumps(request))
+    request_path.write_text(job_request(op, request).model_dump_json())
     response_path.unlink(missing_ok=True)
     done = subprocess.run(
         [sys.executable, "-m", "activities.jobs.step_job", op, str(request_path), str(response_path)],
@@ -84,6 +86,15 @@ def run_job(op: str, request: dict[str, Any], folder: Path) -> tuple[int, dict[s
     )
     response = json.loads(response_path.read_text()) if response_path.exists() else None
     return done.returncode, response
+
+
+def job_request(op: str, fields: dict[str, Any]) -> StepJobRequest:
+    """The contract model an op reads, from a test's plain fields (tessellation ones for glb)."""
+    if op != "glb":
+        return StepJobRequest(step_path=fields["step_path"])
+    quality = {name: fields[name] for name in ExportGlbParams.model_fields if name in fields}
+    return GlbJobRequest(step_path=fields["step_path"], glb_path=fields["glb_path"],
+                         tessellation=ExportGlbParams(**quality))
 
 
 @pytest.fixture(scope="module")
@@ -508,7 +519,7 @@ def test_absurd_coordinates_are_rejected() -> None:
     label = XCAFDoc_DocumentTool.ShapeTool_s(doc.Main()).AddShape(
         BRepPrimAPI_MakeBox(1e9, 1.0, 1.0).Shape())
     loaded = step_job._Loaded(doc, [label], 0.001, "mm")
-    with pytest.raises(JobError) as caught:
+    with pytest.raises(ModuleError) as caught:
         step_job._require_geometry(loaded, "huge.step")
     assert caught.value.code == "invalid_cad_file"
     assert "coordinates beyond" in caught.value.message

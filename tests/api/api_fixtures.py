@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from prodgraph.settings import Settings
+from core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("PRODGRAPH_SHARED_DIR", REPO.parent / "shared")).resolve()

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from api import app as app_module
 from api.app import create_app
-from prodgraph.settings import Settings
+from core.settings import Settings
 
 pytest_plugins = ["api_fixtures"]
 

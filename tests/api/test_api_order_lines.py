@@ -23,7 +23,7 @@ def launch(client: TestClient, output_type: str, **extra) -> dict:
 
 
 def test_without_temporal_the_answer_is_a_clear_503(tmp_path):
-    from prodgraph.settings import Settings
+    from core.settings import Settings
 
     with TestClient(create_app(Settings(state_dir=tmp_path))) as client:
         answer = launch(client, "studio-still")

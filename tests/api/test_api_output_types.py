@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.seed import default_output_types
 from output_profiles.validation import validate_profile
+from persistence.seed import default_output_types
 from registry.catalog import default_catalog
 from registry.starters import starters
 

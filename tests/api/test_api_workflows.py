@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from api.models import CatalogSnapshot
+from persistence.tables import CatalogSnapshot
 from registry.catalog import default_catalog
 from registry.starters import starter
 
@@ -58,6 +58,15 @@ def test_families(client: TestClient):
     assert set(families) == {"cad_file", "order_line"}
     assert "still_image" in families["order_line"]["artifact_kinds"]
     assert "step_path" in families["cad_file"]["entry_context_schema"]["properties"]
+
+
+def test_family_descriptions_reach_the_api_whole(client: TestClient):
+    from registry.catalog import default_catalog
+
+    answered = {family["name"]: family for family in client.get("/api/workflows/families").json()}
+    for name, family in default_catalog().families.items():
+        assert answered[name] == family.describe()
+    assert any("cycles" in rule for rule in answered["order_line"]["validation_rules"])
 
 
 def test_starters(client: TestClient):

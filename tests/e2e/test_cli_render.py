@@ -14,6 +14,7 @@ import trimesh
 
 from imaging import colour_fractions
 from prodgraph.embedded import stop_dev_server
+from prodgraph.reports import RunReport
 
 pytestmark = [pytest.mark.e2e, pytest.mark.occt, pytest.mark.blender]
 SMALL = ["--width", "200", "--height", "150", "--samples", "8"]
@@ -47,6 +48,7 @@ def test_render_red_cube_blue_cylinder(tmp_path, step_fixture, validate_gltf):
     assert report["workflow_id"] in report["temporal_ui"]
     assert report["workflow_ids"][0].startswith("cad-intake-v1-")
     assert "still: completed" in progress and "glb: completed" in progress
+    assert RunReport.model_validate(report).model_dump(mode="json") == report
 
     artifacts = {artifact["role"]: artifact for artifact in report["artifacts"]}
     assert artifacts["still"]["media_type"] == "image/png"

@@ -10,8 +10,10 @@ import pytest
 
 from imaging import colour_fractions
 from legacy_adapter.mapping import map_legacy_settings
-from output_profiles.dispatch import OrderLine, plan_dispatch, run_dispatch
+from output_profiles.dispatch import plan_dispatch
+from output_profiles.dispatch_plan import OrderLine
 from output_profiles.models import OutputTypeCreate
+from prodgraph.orders import start_order_line
 from registry.catalog import default_catalog
 from registry.starters import starter
 
@@ -39,12 +41,12 @@ async def test_legacy_and_graph_rollouts_deliver_the_same(session, step_fixture)
     legacy_plan = plan_dispatch(steel_look(), None, catalog, SMALL)
     graph_plan = plan_dispatch(steel_look(rollout="graph", workflow_id="order-still-v1"),
                                starter("order-still-v1"), catalog, SMALL)
-    legacy = await run_dispatch(session, legacy_plan, order, "steel-look-still")
-    graph = await run_dispatch(session, graph_plan, order, "steel-look-still")
+    legacy = await (await start_order_line(session, legacy_plan, order, "steel-look-still")).result()
+    graph = await (await start_order_line(session, graph_plan, order, "steel-look-still")).result()
 
     assert (legacy.route, graph.route) == ("legacy", "graph")
     assert legacy.status == graph.status == "completed", (legacy.error, graph.error)
-    roles = [{ref["role"] for ref in result.artifacts} & DELIVERABLES for result in (legacy, graph)]
+    roles = [{ref.role for ref in result.artifacts} & DELIVERABLES for result in (legacy, graph)]
     assert roles[0] == roles[1] == {"still"}
     for module in ("render.blender_still", "materials.resolve_map", "render.resolve_template"):
         assert legacy.effective[module] == graph.effective[module], module
@@ -53,8 +55,8 @@ async def test_legacy_and_graph_rollouts_deliver_the_same(session, step_fixture)
     assert legacy.effective["materials.resolve_map"].params["material_override"] == "brushed_steel"
 
     for result in (legacy, graph):
-        png = next(Path(urlparse(ref["uri"]).path) for ref in result.artifacts
-                   if ref["role"] == "still")
+        png = next(Path(urlparse(ref.uri).path) for ref in result.artifacts
+                   if ref.role == "still")
         # the steel override turns the red cube grey; the blue cylinder is steel too
         assert colour_fractions(png)["foreground"] > 0.05
         assert colour_fractions(png)["red"] < 0.001

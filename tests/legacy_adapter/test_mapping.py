@@ -12,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from core.errors import LegacyMappingError
+from core.vocabulary import ArtifactKind
 from legacy_adapter.mapping import (
     HINT_KEYS,
     KNOWN_KEYS,
@@ -20,8 +22,7 @@ from legacy_adapter.mapping import (
     map_legacy_record,
     map_legacy_settings,
 )
-from output_profiles.invocation import ArtifactKind, InvocationOverrides
-from prodgraph.errors import LegacyMappingError
+from registry.invocation import InvocationOverrides
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("PRODGRAPH_SHARED_DIR", REPO.parent / "shared"))

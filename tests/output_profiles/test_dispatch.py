@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import InvalidDefinitionError
 from legacy_adapter.mapping import map_legacy_settings
 from output_profiles.dispatch import DispatchError, plan_dispatch
 from output_profiles.models import OutputTypeCreate
-from prodgraph.errors import InvalidDefinitionError
 from registry.catalog import default_catalog
 from registry.starters import starter
 
@@ -84,3 +84,18 @@ def test_inactive_output_types_are_not_dispatched():
     with pytest.raises(DispatchError) as refused:
         plan_dispatch(output_type(is_active=False), None, default_catalog())
     assert refused.value.field == "is_active"
+
+
+@pytest.mark.parametrize("params", [{"widht": 800}, {"width": 800, "sample": 4}])
+def test_the_legacy_route_refuses_unknown_invocation_parameters(params):
+    with pytest.raises(InvalidDefinitionError) as refused:
+        plan_dispatch(output_type(), None, default_catalog(), params)
+    unknown = next(name for name in params if name not in ("width",))
+    assert refused.value.field == unknown
+    assert f"'{unknown}'" in refused.value.message and "legacy pipeline" in refused.value.message
+
+
+def test_the_legacy_route_still_takes_known_invocation_parameters():
+    plan = plan_dispatch(output_type(), None, default_catalog(), {"width": 800})
+    still = plan.legacy_plan.call("render.blender_still")
+    assert (still.params["width"], still.param_sources["width"]) == (800, "invocation")

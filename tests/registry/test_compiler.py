@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from activities.render import BlenderStillParams
-from prodgraph.errors import InvalidDefinitionError
+from core.errors import InvalidDefinitionError
 from registry.catalog import default_catalog
 from registry.compiler import compile_plan
 from registry.definition import WorkflowDefinition

@@ -6,36 +6,49 @@ import os
 import signal
 import time
 
-from activities.jobs.protocol import JobError, run_job
+from pydantic import BaseModel, ConfigDict
+
+from activities.jobs.protocol import run_job
+from core.errors import InvalidCadFileError
 
 
-def crash(request: dict) -> dict:
+class Probe(BaseModel):
+    """What a test asks of the misbehaving job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    x: int | None = None
+
+
+def crash(request: Probe) -> dict:
     """Die of SIGSEGV, as OCCT does on some damaged files."""
     os.kill(os.getpid(), signal.SIGSEGV)
     return {}
 
 
-def hang(request: dict) -> dict:
+def hang(request: Probe) -> dict:
     """Never finish."""
     time.sleep(3600)
     return {}
 
 
-def hog(request: dict) -> dict:
+def hog(request: Probe) -> dict:
     """Allocate far more than the memory limit allows."""
     blocks = [bytearray(256 * 1024 * 1024) for _ in range(64)]
     return {"blocks": len(blocks)}
 
 
-def refuse(request: dict) -> dict:
+def refuse(request: Probe) -> dict:
     """Fail the expected way."""
-    raise JobError("invalid_cad_file", f"cannot use {request['name']}")
+    raise InvalidCadFileError(f"cannot use {request.name}")
 
 
-def echo(request: dict) -> dict:
+def echo(request: Probe) -> dict:
     """Succeed."""
-    return {"echo": request}
+    return {"echo": request.model_dump(exclude_defaults=True)}
 
 
 if __name__ == "__main__":
-    run_job({"crash": crash, "hang": hang, "hog": hog, "refuse": refuse, "echo": echo})
+    run_job({op: (handler, Probe) for op, handler in
+             (("crash", crash), ("hang", hang), ("hog", hog), ("refuse", refuse), ("echo", echo))})

@@ -8,7 +8,8 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 import output_profiles
-from output_profiles.models import OutputType, OutputTypeCreate, WorkflowDefinitionRecord
+from output_profiles.models import OutputTypeCreate
+from persistence.tables import OutputType, WorkflowDefinitionRecord
 from registry.catalog import Catalog
 from registry.starters import starters
 

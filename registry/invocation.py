@@ -1,34 +1,10 @@
-"""The canonical invocation vocabulary: what an output profile asks a production graph to make."""
+"""The canonical invocation overrides: what an output profile or an order may set on a graph."""
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class ArtifactKind(StrEnum):
-    """The kind of deliverable an invocation produces."""
-
-    still_image = "still_image"
-    turntable_video = "turntable_video"
-    production_blend = "production_blend"
-    preview_thumbnail = "preview_thumbnail"
-
-
-class Engine(StrEnum):
-    """The Blender render engine."""
-
-    cycles = "cycles"
-    eevee = "eevee"
-    workbench = "workbench"
-
-
-class ImageFormat(StrEnum):
-    """The file format of a still image."""
-
-    png = "png"
-    jpeg = "jpeg"
+from core.vocabulary import Engine, ImageFormat
 
 
 class InvocationOverrides(BaseModel):

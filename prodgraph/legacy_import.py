@@ -1,18 +1,18 @@
-"""Import of legacy output-type records through the adapter, one report per record."""
+"""Use case: import legacy output-type records through the adapter, one report per record."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 
-from api.schemas import ImportFailure, ImportRecordReport, ImportReport
-from api.store import find_output_type, latest_record
+from core.errors import LegacyMappingError
 from legacy_adapter.mapping import LegacyMapping, map_legacy_settings, unknown_legacy_keys
-from output_profiles.models import OutputType, OutputTypeCreate, Rollout
-from prodgraph.errors import LegacyMappingError
+from output_profiles.models import OutputTypeCreate, Rollout
+from persistence.repositories import find_output_type, latest_record
+from persistence.tables import OutputType
 
 #: Output-type field → the legacy record key it comes from, where they differ.
 LEGACY_KEYS = {"pricing_tier": "price_tier", "legacy_render_settings": "render_settings",
@@ -20,6 +20,39 @@ LEGACY_KEYS = {"pricing_tier": "price_tier", "legacy_render_settings": "render_s
 #: What an operator chose when moving an imported type off legacy; a re-import keeps it.
 GRAPH_CHOICES = {"rollout", "family", "workflow_id", "workflow_version", "artifact_kinds",
                  "overrides"}
+
+
+class ImportFailure(BaseModel):
+    """Why one legacy record was not imported."""
+
+    key: str
+    message: str
+
+
+class ImportRecordReport(BaseModel):
+    """What became of one legacy record."""
+
+    slug: str | None
+    status: Literal["created", "updated", "error"]
+    artifact_kind: str | None = None
+    workflow_id: str | None = None
+    ignored_keys: list[str] = []
+    unknown_keys: list[str] = []
+    """Keys the adapter does not know: imported anyway, reported as warnings."""
+    warnings: list[str] = []
+    error: ImportFailure | None = None
+
+
+class ImportReport(BaseModel):
+    """Counts and per-record reports of an import."""
+
+    created: int
+    updated: int
+    errors: int
+    records: list[ImportRecordReport]
+
+
+# --- legacy ---------------------------------------------------------------------------------
 
 
 def import_record(session: Session, record: Any) -> ImportRecordReport:

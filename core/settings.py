@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.vocabulary import QUEUES, QueueName
+
 
 class Settings(BaseSettings):
     """Everything configurable about a prodgraph process."""
@@ -52,10 +54,15 @@ class Settings(BaseSettings):
         """Resolved database URL."""
         return self.database_url or f"sqlite:///{(self.state_dir / 'prodgraph.db').resolve()}"
 
-    def queue_for(self, name: str) -> str:
+    def queue_for(self, name: QueueName) -> str:
         """Concrete task queue name for a logical queue (default, cad, render)."""
-        return {"default": self.default_queue, "cad": self.cad_queue,
-                "render": self.render_queue}[name]
+        queues: dict[QueueName, str] = {"default": self.default_queue, "cad": self.cad_queue,
+                                        "render": self.render_queue}
+        return queues[name]
+
+    def task_queues(self) -> dict[str, str]:
+        """Logical queue → concrete task queue name, as workflows carry them."""
+        return {name: self.queue_for(name) for name in QUEUES}
 
 
 @lru_cache

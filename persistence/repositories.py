@@ -1,11 +1,12 @@
-"""Queries the routes share: workflow definition versions and output types by slug."""
+"""Repositories: stored workflow-definition versions and output types, by id and slug."""
 
 from __future__ import annotations
 
 from sqlmodel import Session, col, func, select
 
-from api.errors import NotFound
-from output_profiles.models import OutputType, OutputTypeBase, WorkflowDefinitionRecord
+from core.errors import NotFoundError
+from output_profiles.models import OutputTypeBase
+from persistence.tables import OutputType, WorkflowDefinitionRecord
 from registry.definition import WorkflowDefinition
 
 
@@ -27,11 +28,11 @@ def find_record(session: Session, definition_id: str,
 
 def require_record(session: Session, definition_id: str,
                    version: int | None = None) -> WorkflowDefinitionRecord:
-    """One stored version, or NotFound naming what is missing."""
+    """One stored version, or NotFoundError naming what is missing."""
     record = find_record(session, definition_id, version)
     if record is None:
         which = f" version {version}" if version is not None else ""
-        raise NotFound(f"workflow definition {definition_id!r}{which} does not exist",
+        raise NotFoundError(f"workflow definition {definition_id!r}{which} does not exist",
                        field="version" if version is not None else "id")
     return record
 
@@ -39,7 +40,7 @@ def require_record(session: Session, definition_id: str,
 def versions_by_id(session: Session) -> dict[str, list[int]]:
     """Every stored definition id with its versions, ascending."""
     rows = session.exec(select(WorkflowDefinitionRecord.id, WorkflowDefinitionRecord.version)
-                        .order_by(WorkflowDefinitionRecord.id, WorkflowDefinitionRecord.version))
+                        .order_by(col(WorkflowDefinitionRecord.id), col(WorkflowDefinitionRecord.version)))
     versions: dict[str, list[int]] = {}
     for definition_id, version in rows:
         versions.setdefault(definition_id, []).append(version)
@@ -67,8 +68,8 @@ def find_output_type(session: Session, slug: str) -> OutputType | None:
 
 
 def require_output_type(session: Session, slug: str) -> OutputType:
-    """An output type by slug, or NotFound."""
+    """An output type by slug, or NotFoundError."""
     output_type = find_output_type(session, slug)
     if output_type is None:
-        raise NotFound(f"output type {slug!r} does not exist", field="slug")
+        raise NotFoundError(f"output type {slug!r} does not exist", field="slug")
     return output_type

@@ -1,4 +1,4 @@
-"""Database engine, per-request session and the dependencies routes declare."""
+"""The dependencies routes declare: a database session, the catalogue, the Temporal session."""
 
 from __future__ import annotations
 
@@ -6,29 +6,11 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session
 
-import api.models  # noqa: F401  (registers CatalogSnapshot on the metadata)
-import output_profiles.models  # noqa: F401  (registers OutputType and WorkflowDefinitionRecord)
-from prodgraph.runs import TemporalSession
-from prodgraph.settings import Settings
+from core.errors import TemporalUnavailableError
+from core.temporal import TemporalSession, connect
 from registry.catalog import Catalog
-
-
-def make_engine(settings: Settings) -> Engine:
-    """An engine on the settings' database; SQLite under STATE_DIR unless DATABASE_URL is set."""
-    url = settings.database()
-    if settings.database_url is None:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
-    # FastAPI runs sync routes in a thread pool, so SQLite must accept other threads.
-    connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
-    return create_engine(url, connect_args=connect_args)
-
-
-def create_tables(engine: Engine) -> None:
-    """Create every table that does not exist yet."""
-    SQLModel.metadata.create_all(engine)
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -48,9 +30,6 @@ CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 async def get_temporal(request: Request) -> TemporalSession:
     """The app's Temporal session: connected on first use to PRODGRAPH_TEMPORAL_ADDRESS."""
-    from api.errors import TemporalUnavailableError
-    from worker import connect
-
     state = request.app.state
     if getattr(state, "temporal", None) is None:
         settings = state.settings

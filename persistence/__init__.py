@@ -1,0 +1,1 @@
+"""Persistence: the SQLModel engine, tables, repositories and database preparation."""

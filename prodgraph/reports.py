@@ -1,0 +1,64 @@
+"""The CLI's JSON reports as models, so their shape has a schema and a single definition."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from activities.cad import BBox, CadObject
+from output_profiles.dispatch_plan import EffectiveCall
+
+
+class ErrorReport(BaseModel):
+    """Why a run or a command failed: a stable code, words, and the node when there is one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    message: str
+    node_id: str | None = None
+
+
+class DeliveredFile(BaseModel):
+    """One file copied out of the artifact store into the output folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str
+    path: str
+    sha256: str
+    media_type: str
+
+
+class RunReport(BaseModel):
+    """What `render`, `intake` and `order` print last with --json."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["completed", "failed"]
+    workflow_id: str | None = None
+    """The last run started (the order line's parent for `order`)."""
+    temporal_ui: str | None = None
+    """Link to that run in the Temporal Web UI."""
+    workflow_ids: list[str] = []
+    """Every run this command started, in order."""
+    artifacts: list[DeliveredFile] = []
+    objects: list[CadObject] = []
+    """The intake's product tree."""
+    bbox: BBox | None = None
+    """The intake's bounding box, in metres, in the CAD file's frame."""
+    error: ErrorReport | None = None
+
+
+class OrderReport(RunReport):
+    """What `order` prints: a run report plus the route and the effective parameters."""
+
+    route: Literal["legacy", "graph"] | None = None
+    artifact_kinds: list[str] = []
+    effective: dict[str, EffectiveCall] = {}
+
+
+def failure_report(error: dict[str, Any]) -> RunReport:
+    """The report of a command that failed before or outside any run."""
+    return RunReport(status="failed", error=ErrorReport.model_validate(error))
