@@ -34,8 +34,9 @@ def parse_queues(text: str) -> tuple[QueueName, ...]:
 def main() -> None:
     """Parse the queues, then serve them."""
     parser = argparse.ArgumentParser(description="Run prodgraph workers against a Temporal server")
-    parser.add_argument("--queues", default=",".join(QUEUES),
-                        help=f"comma-separated logical queues: {', '.join(QUEUES)}")
+    parser.add_argument(
+        "--queues", default=",".join(QUEUES), help=f"comma-separated logical queues: {', '.join(QUEUES)}"
+    )
     queues = parse_queues(parser.parse_args().queues)
     try:
         asyncio.run(serve(queues))

@@ -73,8 +73,13 @@ class LocalArtifactStore:
             partial = target.with_suffix(target.suffix + ".partial")
             shutil.copyfile(source, partial)
             partial.replace(target)  # atomic: readers never see half a file
-        return ArtifactRef(uri=target.as_uri(), sha256=digest, size=target.stat().st_size,
-                           media_type=media_type or media_type_for(source), role=role)
+        return ArtifactRef(
+            uri=target.as_uri(),
+            sha256=digest,
+            size=target.stat().st_size,
+            media_type=media_type or media_type_for(source),
+            role=role,
+        )
 
     def path_of(self, ref: ArtifactRef) -> Path:
         """Local path of a referenced artifact."""

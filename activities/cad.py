@@ -215,9 +215,15 @@ class CadActivities:
         self.store = store
         self.jobs = jobs
 
-    @production_module("cad.resolve_step_path", families=("cad_file",), label="Resolve STEP file",
-                       category="cad", legacy_source="legacy.resolve_step_path", timeout_s=60,
-                       ui={"palette_group": "CAD intake", "icon": "file", "color": "#5b8def"})
+    @production_module(
+        "cad.resolve_step_path",
+        families=("cad_file",),
+        label="Resolve STEP file",
+        category="cad",
+        legacy_source="legacy.resolve_step_path",
+        timeout_s=60,
+        ui={"palette_group": "CAD intake", "icon": "file", "color": "#5b8def"},
+    )
     async def resolve_step_path(self, input: ResolveStepPathInput) -> ResolveStepPathOutput:
         """Check that the STEP file exists, is a STEP file and is within limits; store it."""
         path = Path(input.step_path)
@@ -227,8 +233,9 @@ class CadActivities:
         if size == 0:
             raise InvalidCadFileError(f"{path.name}: file is empty")
         if size > input.params.max_size_mb * 1024 * 1024:
-            raise InvalidCadFileError(f"{path.name}: {size} bytes is over the "
-                                      f"{input.params.max_size_mb} MB limit")
+            raise InvalidCadFileError(
+                f"{path.name}: {size} bytes is over the {input.params.max_size_mb} MB limit"
+            )
         with path.open("rb") as handle:
             head = handle.read(1024).lstrip(b"\xef\xbb\xbf \t\r\n")
         if not head.startswith(STEP_MAGIC):
@@ -236,34 +243,61 @@ class CadActivities:
         ref = self.store.put_file(path, role="step_file", media_type="model/step")
         return ResolveStepPathOutput(step_file=ref, source_name=path.name)
 
-    @production_module("cad.extract_objects", families=("cad_file",), label="Extract objects",
-                       category="cad", task_queue="cad", timeout_s=300, retry=CAD_RETRY,
-                       legacy_source="legacy.extract_cad_objects",
-                       ui={"palette_group": "CAD intake", "icon": "tree", "color": "#5b8def"})
+    @production_module(
+        "cad.extract_objects",
+        families=("cad_file",),
+        label="Extract objects",
+        category="cad",
+        task_queue="cad",
+        timeout_s=300,
+        retry=CAD_RETRY,
+        legacy_source="legacy.extract_cad_objects",
+        ui={"palette_group": "CAD intake", "icon": "tree", "color": "#5b8def"},
+    )
     async def extract_objects(self, input: ExtractObjectsInput) -> ExtractObjectsOutput:
         """Read part names, colours, hierarchy, transforms and units from the STEP file."""
         result = await self._step_job("extract", self._read_request(input.step_file))
-        objects = [CadObject(**item) for item in result["objects"]
-                   if input.params.include_assemblies or item.get("kind") != "assembly"]
+        objects = [
+            CadObject(**item)
+            for item in result["objects"]
+            if input.params.include_assemblies or item.get("kind") != "assembly"
+        ]
         return ExtractObjectsOutput(objects=objects, source_unit=result["source_unit"])
 
-    @production_module("cad.export_glb", families=("cad_file",), label="Export GLB",
-                       category="cad", task_queue="cad", timeout_s=600, retry=CAD_RETRY,
-                       legacy_source="legacy.export_gltf",
-                       ui={"palette_group": "CAD intake", "icon": "cube", "color": "#5b8def"})
+    @production_module(
+        "cad.export_glb",
+        families=("cad_file",),
+        label="Export GLB",
+        category="cad",
+        task_queue="cad",
+        timeout_s=600,
+        retry=CAD_RETRY,
+        legacy_source="legacy.export_gltf",
+        ui={"palette_group": "CAD intake", "icon": "cube", "color": "#5b8def"},
+    )
     async def export_glb(self, input: ExportGlbInput) -> ExportGlbOutput:
         """Tessellate the STEP file and write a GLB (Y-up, metres, named parts, colours)."""
         with self.store.scratch_file("model.glb") as glb_path:
-            request = GlbJobRequest(step_path=str(self.store.path_of(input.step_file)),
-                                    glb_path=str(glb_path), tessellation=input.params)
+            request = GlbJobRequest(
+                step_path=str(self.store.path_of(input.step_file)),
+                glb_path=str(glb_path),
+                tessellation=input.params,
+            )
             result = await self._step_job("glb", request)
             ref = self.store.put_file(glb_path, role="glb", media_type="model/gltf-binary")
         return ExportGlbOutput(glb=ref, node_names=result["node_names"])
 
-    @production_module("cad.compute_bbox", families=("cad_file",), label="Compute bounding box",
-                       category="cad", task_queue="cad", timeout_s=300, retry=CAD_RETRY,
-                       legacy_source="legacy.compute_bbox",
-                       ui={"palette_group": "CAD intake", "icon": "box", "color": "#5b8def"})
+    @production_module(
+        "cad.compute_bbox",
+        families=("cad_file",),
+        label="Compute bounding box",
+        category="cad",
+        task_queue="cad",
+        timeout_s=300,
+        retry=CAD_RETRY,
+        legacy_source="legacy.compute_bbox",
+        ui={"palette_group": "CAD intake", "icon": "box", "color": "#5b8def"},
+    )
     async def compute_bbox(self, input: ComputeBboxInput) -> ComputeBboxOutput:
         """Measure the exact bounding box of all geometry, in metres."""
         result = await self._step_job("bbox", self._read_request(input.step_file))
@@ -277,5 +311,4 @@ class CadActivities:
             return await self.jobs.run("step_job", op, request)
         except JobCrashedError as crash:
             # OCCT segfaults on some damaged files: that is the file's fault, not transient.
-            raise InvalidCadFileError("the CAD kernel crashed reading this file: "
-                                      f"{crash.message}") from None
+            raise InvalidCadFileError(f"the CAD kernel crashed reading this file: {crash.message}") from None

@@ -35,8 +35,9 @@ class ChildJobRunner:
     default_timeout_s: float = 600.0
     """Wall clock of a job run outside an activity (an activity's own timeout wins)."""
 
-    async def run(self, job: str, op: str, request: BaseModel,
-                  timeout_s: float | None = None) -> dict[str, Any]:
+    async def run(
+        self, job: str, op: str, request: BaseModel, timeout_s: float | None = None
+    ) -> dict[str, Any]:
         """Run one job op; return its result or raise the job's ModuleError.
 
         Args:
@@ -52,10 +53,17 @@ class ChildJobRunner:
             request_path, response_path = Path(tmp) / "request.json", Path(tmp) / "response.json"
             request_path.write_text(request.model_dump_json())
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", module, op,
-                str(request_path), str(response_path),
-                cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-                preexec_fn=self._limit_child, start_new_session=True,
+                sys.executable,
+                "-m",
+                module,
+                op,
+                str(request_path),
+                str(response_path),
+                cwd=REPO_ROOT,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                preexec_fn=self._limit_child,
+                start_new_session=True,
             )
             log = await self._wait(process, limit, f"{job}.{op}")
             return self._result(process.returncode, response_path, log, f"{job}.{op}")
@@ -82,24 +90,21 @@ class ChildJobRunner:
                 # Wake at the next heartbeat or exactly at the deadline, whichever comes first.
                 left = max(started + timeout_s - time.monotonic(), 0.0)
                 try:
-                    await asyncio.wait_for(asyncio.shield(process.wait()),
-                                           min(self.heartbeat_every_s, left))
+                    await asyncio.wait_for(asyncio.shield(process.wait()), min(self.heartbeat_every_s, left))
                     break
                 except TimeoutError:
                     _heartbeat(f"{what} running {time.monotonic() - started:.0f}s")
                     if time.monotonic() - started >= timeout_s:
                         _kill(process)
                         await process.wait()
-                        raise JobTimeoutError(f"{what} ran past {timeout_s:.0f}s "
-                                              "and was killed") from None
+                        raise JobTimeoutError(f"{what} ran past {timeout_s:.0f}s and was killed") from None
         except asyncio.CancelledError:
             _kill(process)  # cancellation from Temporal: never leave an orphan Blender behind
             await process.wait()
             raise
         return (await output).decode(errors="replace")
 
-    def _result(self, returncode: int | None, response_path: Path, log: str,
-                what: str) -> dict[str, Any]:
+    def _result(self, returncode: int | None, response_path: Path, log: str, what: str) -> dict[str, Any]:
         response = json.loads(response_path.read_text()) if response_path.exists() else None
         if returncode == 0 and response and response.get("ok"):
             return response["result"]
@@ -109,8 +114,7 @@ class ChildJobRunner:
         if returncode is not None and returncode < 0:
             name = signal.Signals(-returncode).name
             raise JobCrashedError(f"{what} crashed ({name}); last output: {_tail(log)}")
-        raise JobCrashedError(f"{what} exited {returncode} without a result; "
-                              f"last output: {_tail(log)}")
+        raise JobCrashedError(f"{what} exited {returncode} without a result; last output: {_tail(log)}")
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:

@@ -26,16 +26,19 @@ class Material(BaseModel):
     """0 mirror, 1 matte."""
 
 
-LIBRARY: dict[str, Material] = {material.key: material for material in (
-    Material(key="brushed_steel", base_color="#b4b7ba", metallic=1.0, roughness=0.35),
-    Material(key="polished_steel", base_color="#c8cacc", metallic=1.0, roughness=0.12),
-    Material(key="anodized_aluminium", base_color="#a9adb3", metallic=1.0, roughness=0.3),
-    Material(key="brass", base_color="#c9a24a", metallic=1.0, roughness=0.25),
-    Material(key="matte_plastic_black", base_color="#1c1c1e", roughness=0.7),
-    Material(key="matte_plastic_white", base_color="#e8e8e6", roughness=0.6),
-    Material(key="rubber", base_color="#222222", roughness=0.9),
-    Material(key="neutral_grey", base_color="#9a9a9a", roughness=0.5),
-)}
+LIBRARY: dict[str, Material] = {
+    material.key: material
+    for material in (
+        Material(key="brushed_steel", base_color="#b4b7ba", metallic=1.0, roughness=0.35),
+        Material(key="polished_steel", base_color="#c8cacc", metallic=1.0, roughness=0.12),
+        Material(key="anodized_aluminium", base_color="#a9adb3", metallic=1.0, roughness=0.3),
+        Material(key="brass", base_color="#c9a24a", metallic=1.0, roughness=0.25),
+        Material(key="matte_plastic_black", base_color="#1c1c1e", roughness=0.7),
+        Material(key="matte_plastic_white", base_color="#e8e8e6", roughness=0.6),
+        Material(key="rubber", base_color="#222222", roughness=0.9),
+        Material(key="neutral_grey", base_color="#9a9a9a", roughness=0.5),
+    )
+}
 
 
 # --- materials.auto_populate -------------------------------------------------------------
@@ -111,35 +114,48 @@ class ResolveMapOutput(BaseModel):
 class MaterialActivities:
     """The material modules (light: they run on the default queue)."""
 
-    @production_module("materials.auto_populate", families=("order_line",),
-                       label="Auto-populate materials", category="materials", timeout_s=60,
-                       legacy_source="legacy.auto_materials", ui=MATERIALS_UI)
+    @production_module(
+        "materials.auto_populate",
+        families=("order_line",),
+        label="Auto-populate materials",
+        category="materials",
+        timeout_s=60,
+        legacy_source="legacy.auto_materials",
+        ui=MATERIALS_UI,
+    )
     async def auto_populate(self, input: AutoPopulateInput) -> AutoPopulateOutput:
         """Give every part a material from its CAD colour, or the fallback."""
         fallback = _library_material(input.params.fallback_material, "fallback_material")
         assignments = {}
         for part in _parts(input.objects):
             if input.params.use_cad_colors and part.color:
-                assignments[part.name] = Material(key=f"cad:{part.color.lower()}",
-                                                  base_color=part.color, roughness=0.45)
+                assignments[part.name] = Material(
+                    key=f"cad:{part.color.lower()}", base_color=part.color, roughness=0.45
+                )
             else:
                 assignments[part.name] = fallback
         return AutoPopulateOutput(material_assignments=assignments)
 
-    @production_module("materials.resolve_map", families=("order_line",),
-                       label="Resolve material map", category="materials", timeout_s=60,
-                       legacy_source="legacy.material_mapping", ui=MATERIALS_UI)
+    @production_module(
+        "materials.resolve_map",
+        families=("order_line",),
+        label="Resolve material map",
+        category="materials",
+        timeout_s=60,
+        legacy_source="legacy.material_mapping",
+        ui=MATERIALS_UI,
+    )
     async def resolve_map(self, input: ResolveMapInput) -> ResolveMapOutput:
         """Apply the override and per-part choices on top of the automatic assignment."""
         params = input.params
         resolved = dict(input.material_assignments or {})
         for part in _parts(input.objects):
             if params.material_override:
-                resolved[part.name] = _library_material(params.material_override,
-                                                        "material_override")
+                resolved[part.name] = _library_material(params.material_override, "material_override")
             elif part.name in params.part_materials:
-                resolved[part.name] = _library_material(params.part_materials[part.name],
-                                                        f"part_materials.{part.name}")
+                resolved[part.name] = _library_material(
+                    params.part_materials[part.name], f"part_materials.{part.name}"
+                )
         return ResolveMapOutput(material_map=resolved)
 
 
@@ -152,5 +168,5 @@ def _library_material(key: str, field: str) -> Material:
         return LIBRARY[key]
     except KeyError:
         raise UnknownMaterialError(
-            f"{field}: unknown material {key!r}; known: {', '.join(sorted(LIBRARY))}",
-            field=field) from None
+            f"{field}: unknown material {key!r}; known: {', '.join(sorted(LIBRARY))}", field=field
+        ) from None

@@ -44,8 +44,11 @@ class ModuleSpec:
 
     def data_inputs(self) -> dict[str, bool]:
         """Input fields other than params, each mapped to whether it is required."""
-        return {name: info.is_required() for name, info in self.input_model.model_fields.items()
-                if name != "params"}
+        return {
+            name: info.is_required()
+            for name, info in self.input_model.model_fields.items()
+            if name != "params"
+        }
 
     def data_outputs(self) -> list[str]:
         """Output field names, which downstream nodes bind to by name."""
@@ -78,13 +81,23 @@ def production_module(
         input_model, output_model = _contract_models(key, fn)
         params = input_model.model_fields.get("params")
         if params is None or not _is_model(params.annotation):
-            raise TypeError(f"module {key!r}: its input model {input_model.__name__} needs a "
-                            "`params: <Action>Params = <Action>Params()` field")
+            raise TypeError(
+                f"module {key!r}: its input model {input_model.__name__} needs a "
+                "`params: <Action>Params = <Action>Params()` field"
+            )
         spec = ModuleSpec(
-            key=key, families=families, label=label, category=category,
-            description=inspect.getdoc(fn) or "", input_model=input_model,
-            output_model=output_model, params_model=params.annotation, task_queue=task_queue,
-            timeout_s=timeout_s, legacy_source=legacy_source, retry=retry or RetryPolicy(),
+            key=key,
+            families=families,
+            label=label,
+            category=category,
+            description=inspect.getdoc(fn) or "",
+            input_model=input_model,
+            output_model=output_model,
+            params_model=params.annotation,
+            task_queue=task_queue,
+            timeout_s=timeout_s,
+            legacy_source=legacy_source,
+            retry=retry or RetryPolicy(),
             ui=ui or {},
         )
         boundary = _typed_failures(fn)
@@ -110,8 +123,9 @@ def _typed_failures(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return await fn(*args, **kwargs)
         except ModuleError as error:
-            raise ApplicationError(error.message, type=error.code,
-                                   non_retryable=not error.retryable) from None
+            raise ApplicationError(
+                error.message, type=error.code, non_retryable=not error.retryable
+            ) from None
 
     return boundary
 
@@ -123,8 +137,7 @@ def _contract_models(key: str, fn: Callable[..., Any]) -> tuple[type[BaseModel],
         raise TypeError(f"module {key!r} must take exactly one pydantic model argument")
     output = hints.get("return")
     if not _is_model(output):
-        raise TypeError(f"module {key!r} returns {output!r}; annotate the return with a "
-                        "BaseModel subclass")
+        raise TypeError(f"module {key!r} returns {output!r}; annotate the return with a BaseModel subclass")
     return hints[params[0]], output
 
 
@@ -133,8 +146,11 @@ def _is_model(annotation: Any) -> TypeGuard[type[BaseModel]]:
 
 
 def _artifact_fields(model: type[BaseModel], exclude: AbstractSet[str] = frozenset()) -> list[str]:
-    return [name for name, info in model.model_fields.items()
-            if name not in exclude and _mentions_artifact(info.annotation)]
+    return [
+        name
+        for name, info in model.model_fields.items()
+        if name not in exclude and _mentions_artifact(info.annotation)
+    ]
 
 
 def _mentions_artifact(annotation: Any) -> bool:

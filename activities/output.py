@@ -117,9 +117,15 @@ class OutputActivities:
         self.store = store
         self.publish_root = publish_root
 
-    @production_module("output.publish_asset", families=("order_line",), label="Publish asset",
-                       category="output", timeout_s=300, legacy_source="legacy.publish",
-                       ui=OUTPUT_UI)
+    @production_module(
+        "output.publish_asset",
+        families=("order_line",),
+        label="Publish asset",
+        category="output",
+        timeout_s=300,
+        legacy_source="legacy.publish",
+        ui=OUTPUT_UI,
+    )
     async def publish_asset(self, input: PublishAssetInput) -> PublishAssetOutput:
         """Copy each deliverable into the order line's publish folder and write a manifest."""
         folder = self.publish_root / _safe(input.order_line_id)
@@ -132,25 +138,39 @@ class OutputActivities:
             source = self.store.path_of(ref)
             target = folder / f"{input.params.file_stem}.{role}{source.suffix}"
             shutil.copyfile(source, target)
-            published.append(PublishedAsset(role=role, path=str(target), sha256=ref.sha256,
-                                            media_type=ref.media_type))
+            published.append(
+                PublishedAsset(role=role, path=str(target), sha256=ref.sha256, media_type=ref.media_type)
+            )
         manifest_path = folder / "manifest.json"
-        manifest_path.write_text(json.dumps(
-            {"order_line_id": input.order_line_id,
-             "assets": [asset.model_dump() for asset in published]}, indent=2))
+        manifest_path.write_text(
+            json.dumps(
+                {"order_line_id": input.order_line_id, "assets": [asset.model_dump() for asset in published]},
+                indent=2,
+            )
+        )
         manifest = self.store.put_file(manifest_path, role="manifest")
         return PublishAssetOutput(published=published, manifest=manifest)
 
-    @production_module("output.notify", families=("order_line",), label="Notify",
-                       category="output", timeout_s=60, legacy_source="legacy.notify",
-                       ui=OUTPUT_UI)
+    @production_module(
+        "output.notify",
+        families=("order_line",),
+        label="Notify",
+        category="output",
+        timeout_s=60,
+        legacy_source="legacy.notify",
+        ui=OUTPUT_UI,
+    )
     async def notify(self, input: NotifyInput) -> NotifyOutput:
         """Append a delivery notification to the outbox."""
         stamp = datetime.now(UTC).isoformat()
         notification_id = f"{_safe(input.order_line_id)}-{len(input.published)}-{stamp}"
-        record = {"id": notification_id, "recipient": input.params.recipient, "at": stamp,
-                  "order_line_id": input.order_line_id,
-                  "assets": [asset.model_dump() for asset in input.published]}
+        record = {
+            "id": notification_id,
+            "recipient": input.params.recipient,
+            "at": stamp,
+            "order_line_id": input.order_line_id,
+            "assets": [asset.model_dump() for asset in input.published],
+        }
         self.publish_root.mkdir(parents=True, exist_ok=True)
         with (self.publish_root / "outbox.jsonl").open("a") as outbox:
             outbox.write(json.dumps(record) + "\n")

@@ -35,11 +35,14 @@ class RenderTemplate(BaseModel):
     """Camera placement unless the node sets one."""
 
 
-TEMPLATES: dict[str, RenderTemplate] = {template.name: template for template in (
-    RenderTemplate(name="studio_grey", background="#bfc3c7", light_strength=1.0),
-    RenderTemplate(name="studio_white", background="#f4f4f2", light_strength=1.1),
-    RenderTemplate(name="studio_dark", background="#2b2d30", light_strength=1.3),
-)}
+TEMPLATES: dict[str, RenderTemplate] = {
+    template.name: template
+    for template in (
+        RenderTemplate(name="studio_grey", background="#bfc3c7", light_strength=1.0),
+        RenderTemplate(name="studio_white", background="#f4f4f2", light_strength=1.1),
+        RenderTemplate(name="studio_dark", background="#2b2d30", light_strength=1.3),
+    )
+}
 TemplateName = Literal["studio_grey", "studio_white", "studio_dark"]
 
 
@@ -303,45 +306,77 @@ class RenderActivities:
         self.store = store
         self.jobs = jobs
 
-    @production_module("render.resolve_template", families=("order_line",),
-                       label="Resolve render template", category="render", timeout_s=30,
-                       legacy_source="legacy.render_template", ui=RENDER_UI)
+    @production_module(
+        "render.resolve_template",
+        families=("order_line",),
+        label="Resolve render template",
+        category="render",
+        timeout_s=30,
+        legacy_source="legacy.render_template",
+        ui=RENDER_UI,
+    )
     async def resolve_template(self, input: ResolveTemplateInput) -> ResolveTemplateOutput:
         """Pick the render template (backdrop, lights, camera) for the order line."""
         return ResolveTemplateOutput(render_template=TEMPLATES[input.params.template])
 
-    @production_module("render.blender_still", families=("order_line",), label="Blender still",
-                       category="render", task_queue="render", timeout_s=1800, retry=RENDER_RETRY,
-                       legacy_source="legacy.render_still", ui=RENDER_UI)
+    @production_module(
+        "render.blender_still",
+        families=("order_line",),
+        label="Blender still",
+        category="render",
+        task_queue="render",
+        timeout_s=1800,
+        retry=RENDER_RETRY,
+        legacy_source="legacy.render_still",
+        ui=RENDER_UI,
+    )
     async def blender_still(self, input: BlenderStillInput) -> BlenderStillOutput:
         """Render a studio-lit still of the part, camera framed on the bounding box."""
         suffix = ".jpg" if input.params.image_format == ImageFormat.jpeg else ".png"
         ref, result = await self._render("still", StillJobRequest, input, input.params, suffix)
         return BlenderStillOutput(still=ref, render_seconds=result.get("render_seconds", 0.0))
 
-    @production_module("render.blender_turntable", families=("order_line",),
-                       label="Blender turntable", category="render", task_queue="render",
-                       timeout_s=7200, retry=RENDER_RETRY, legacy_source="legacy.render_turntable",
-                       ui=RENDER_UI)
+    @production_module(
+        "render.blender_turntable",
+        families=("order_line",),
+        label="Blender turntable",
+        category="render",
+        task_queue="render",
+        timeout_s=7200,
+        retry=RENDER_RETRY,
+        legacy_source="legacy.render_turntable",
+        ui=RENDER_UI,
+    )
     async def blender_turntable(self, input: BlenderTurntableInput) -> BlenderTurntableOutput:
         """Render the part turning on its vertical axis to an H.264 MP4."""
-        ref, result = await self._render("turntable", TurntableJobRequest, input,
-                                         input.params, ".mp4")
-        return BlenderTurntableOutput(turntable=ref,
-                                      render_seconds=result.get("render_seconds", 0.0))
+        ref, result = await self._render("turntable", TurntableJobRequest, input, input.params, ".mp4")
+        return BlenderTurntableOutput(turntable=ref, render_seconds=result.get("render_seconds", 0.0))
 
-    @production_module("render.export_blend", families=("order_line",),
-                       label="Export production .blend", category="render", task_queue="render",
-                       timeout_s=900, retry=RENDER_RETRY, legacy_source="legacy.export_blend",
-                       ui=RENDER_UI)
+    @production_module(
+        "render.export_blend",
+        families=("order_line",),
+        label="Export production .blend",
+        category="render",
+        task_queue="render",
+        timeout_s=900,
+        retry=RENDER_RETRY,
+        legacy_source="legacy.export_blend",
+        ui=RENDER_UI,
+    )
     async def export_blend(self, input: ExportBlendInput) -> ExportBlendOutput:
         """Save the lit, framed scene as a production .blend file."""
         ref, _ = await self._render("blend", BlendJobRequest, input, input.params, ".blend")
         return ExportBlendOutput(blend=ref)
 
-    @production_module("render.thumbnail", families=("order_line",), label="Preview thumbnail",
-                       category="render", timeout_s=60, legacy_source="legacy.thumbnail",
-                       ui=RENDER_UI)
+    @production_module(
+        "render.thumbnail",
+        families=("order_line",),
+        label="Preview thumbnail",
+        category="render",
+        timeout_s=60,
+        legacy_source="legacy.thumbnail",
+        ui=RENDER_UI,
+    )
     async def thumbnail(self, input: ThumbnailInput) -> ThumbnailOutput:
         """Shrink the still to a PNG preview thumbnail."""
         from PIL import Image
@@ -352,9 +387,14 @@ class RenderActivities:
                 image.save(output, format="PNG")
             return ThumbnailOutput(thumbnail=self.store.put_file(output, role="thumbnail"))
 
-    async def _render(self, role: str, request_model: type[BlenderJobRequest],
-                      input: SceneInputs, settings: RenderSettings,
-                      suffix: str) -> tuple[ArtifactRef, dict]:
+    async def _render(
+        self,
+        role: str,
+        request_model: type[BlenderJobRequest],
+        input: SceneInputs,
+        settings: RenderSettings,
+        suffix: str,
+    ) -> tuple[ArtifactRef, dict]:
         """Run the Blender job op named like the role it produces; store what it wrote."""
         with self.store.scratch_file(f"{role}{suffix}") as output:
             request = _job_request(request_model, self.store, input, settings, output)
@@ -362,11 +402,21 @@ class RenderActivities:
             return self.store.put_file(output, role=role), result
 
 
-def _job_request(request_model: type[BlenderJobRequest], store: LocalArtifactStore,
-                 input: SceneInputs, settings: RenderSettings, output: Path) -> BlenderJobRequest:
+def _job_request(
+    request_model: type[BlenderJobRequest],
+    store: LocalArtifactStore,
+    input: SceneInputs,
+    settings: RenderSettings,
+    output: Path,
+) -> BlenderJobRequest:
     """The job's request: the scene inputs resolved, the node's params passed as they are."""
     template = input.render_template or TEMPLATES["studio_grey"]
     return request_model(
-        glb_path=str(store.path_of(input.glb)), output_path=str(output), bbox=input.bbox,
-        material_map=input.material_map or {}, template=template,
-        camera_preset=settings.camera_preset or template.camera_preset, settings=settings)
+        glb_path=str(store.path_of(input.glb)),
+        output_path=str(output),
+        bbox=input.bbox,
+        material_map=input.material_map or {},
+        template=template,
+        camera_preset=settings.camera_preset or template.camera_preset,
+        settings=settings,
+    )

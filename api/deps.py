@@ -36,12 +36,15 @@ async def get_temporal(request: Request) -> TemporalSession:
         if not settings.temporal_address:
             raise TemporalUnavailableError(
                 "no Temporal server configured: set PRODGRAPH_TEMPORAL_ADDRESS and run workers "
-                "(python worker.py)", field="PRODGRAPH_TEMPORAL_ADDRESS")
+                "(python worker.py)",
+                field="PRODGRAPH_TEMPORAL_ADDRESS",
+            )
         try:
             client = await connect(settings.temporal_address, settings)
         except RuntimeError as error:
             raise TemporalUnavailableError(
-                f"Temporal at {settings.temporal_address} is unreachable: {error}") from None
+                f"Temporal at {settings.temporal_address} is unreachable: {error}"
+            ) from None
         state.temporal = TemporalSession(client, settings.temporal_ui_url, settings)
     return state.temporal
 

@@ -43,9 +43,16 @@ STATUS: dict[type[ProdgraphError], int] = {
     InvalidCadFileError: 422,
     ProdgraphError: 400,
 }
-HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
-              415: "unsupported_media_type"}
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
 
 
 class ErrorDetail(BaseModel):
@@ -68,7 +75,8 @@ class ErrorResponse(BaseModel):
 
 #: OpenAPI documentation of the error answers, shared by every router.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (404, 409, 422, 500, 503)}
+    status: {"model": ErrorResponse} for status in (404, 409, 422, 500, 503)
+}
 
 
 def status_of(exc: ProdgraphError) -> int:
@@ -99,10 +107,16 @@ def field_of(loc: tuple | list) -> str | None:
 
 def _request_problem(error: dict[str, Any]) -> dict[str, Any]:
     if error.get("type") == "json_invalid":
-        return {"field": "body", "code": "invalid_json",
-                "message": f"the body is not valid JSON: {error.get('msg')}"}
-    return {"field": field_of(error.get("loc", ())), "code": error.get("type", "invalid"),
-            "message": error.get("msg", "invalid value")}
+        return {
+            "field": "body",
+            "code": "invalid_json",
+            "message": f"the body is not valid JSON: {error.get('msg')}",
+        }
+    return {
+        "field": field_of(error.get("loc", ())),
+        "code": error.get("type", "invalid"),
+        "message": error.get("msg", "invalid value"),
+    }
 
 
 async def prodgraph_error(request: Request, exc: ProdgraphError) -> JSONResponse:
@@ -113,27 +127,40 @@ async def prodgraph_error(request: Request, exc: ProdgraphError) -> JSONResponse
 async def request_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     """A request FastAPI could not parse or validate: 422 naming the first field."""
     problems = [_request_problem(error) for error in exc.errors()]
-    first = problems[0] if problems else {"field": None, "code": "invalid_request",
-                                          "message": "invalid request"}
+    first = (
+        problems[0] if problems else {"field": None, "code": "invalid_request", "message": "invalid request"}
+    )
     code = "invalid_json" if first["code"] == "invalid_json" else "invalid_request"
-    body = {"code": code, "message": f"{first['field']}: {first['message']}",
-            "field": first["field"], "node_id": None, "problems": problems}
+    body = {
+        "code": code,
+        "message": f"{first['field']}: {first['message']}",
+        "field": first["field"],
+        "node_id": None,
+        "problems": problems,
+    }
     return JSONResponse({"error": body}, status_code=422)
 
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     """Routing errors (unknown path, wrong method) in the same shape."""
-    body = {"code": HTTP_CODES.get(exc.status_code, "http_error"), "message": str(exc.detail),
-            "field": None, "node_id": None}
-    return JSONResponse({"error": body}, status_code=exc.status_code,
-                        headers=getattr(exc, "headers", None))
+    body = {
+        "code": HTTP_CODES.get(exc.status_code, "http_error"),
+        "message": str(exc.detail),
+        "field": None,
+        "node_id": None,
+    }
+    return JSONResponse({"error": body}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     """Anything unexpected: logged with its traceback here, never sent to the client."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    body = {"code": "internal_error", "message": "internal server error; the cause is logged",
-            "field": None, "node_id": None}
+    body = {
+        "code": "internal_error",
+        "message": "internal server error; the cause is logged",
+        "field": None,
+        "node_id": None,
+    }
     return JSONResponse({"error": body}, status_code=500)
 
 

@@ -20,8 +20,9 @@ def schema_options(catalog: Catalog) -> SchemaOptions:
     return SchemaOptions(
         catalog_version=catalog.version,
         families=sorted(catalog.families),
-        artifact_kinds={name: list(family.artifact_kinds)
-                        for name, family in sorted(catalog.families.items())},
+        artifact_kinds={
+            name: list(family.artifact_kinds) for name, family in sorted(catalog.families.items())
+        },
         rollouts=[rollout.value for rollout in Rollout],
         engines=param_enum(params, "engine"),
         image_formats=param_enum(params, "image_format"),
@@ -29,14 +30,13 @@ def schema_options(catalog: Catalog) -> SchemaOptions:
         templates=param_enum(params, "template"),
         materials=sorted(LIBRARY),
         overrides=override_options(params),
-        creation_steps=[CreationStep(step=step, fields=list(fields))
-                        for step, fields in CREATION_STEPS])
+        creation_steps=[CreationStep(step=step, fields=list(fields)) for step, fields in CREATION_STEPS],
+    )
 
 
 def param_schemas(catalog: Catalog, family: str) -> dict[str, dict[str, Any]]:
     """Step → param_schema (references inlined) of one family's node definitions."""
-    return {definition.step: inline_refs(definition.param_schema)
-            for definition in catalog.list(family)}
+    return {definition.step: inline_refs(definition.param_schema) for definition in catalog.list(family)}
 
 
 def param_enum(params: dict[str, dict[str, Any]], name: str) -> list[Any]:
@@ -52,20 +52,26 @@ def param_enum(params: dict[str, dict[str, Any]], name: str) -> list[Any]:
 def override_options(params: dict[str, dict[str, Any]]) -> dict[str, OverrideOption]:
     """Each override: its own schema and the node parameter schemas it targets."""
     vocabulary = inline_refs(InvocationOverrides.model_json_schema())["properties"]
-    return {name: OverrideOption(
-        description=field.description, json_schema=vocabulary[name],
-        targets={step: schema["properties"][name] for step, schema in params.items()
-                 if name in schema.get("properties", {})},
-        contract=name in CONTRACT_OVERRIDES)
-        for name, field in InvocationOverrides.model_fields.items()}
+    return {
+        name: OverrideOption(
+            description=field.description,
+            json_schema=vocabulary[name],
+            targets={
+                step: schema["properties"][name]
+                for step, schema in params.items()
+                if name in schema.get("properties", {})
+            },
+            contract=name in CONTRACT_OVERRIDES,
+        )
+        for name, field in InvocationOverrides.model_fields.items()
+    }
 
 
 def enum_values(schema: dict[str, Any]) -> list[Any]:
     """The enum values of a schema fragment, looking through anyOf/oneOf (null left out)."""
     if "enum" in schema:
         return list(schema["enum"])
-    return [value for key in ("anyOf", "oneOf") for sub in schema.get(key, [])
-            for value in enum_values(sub)]
+    return [value for key in ("anyOf", "oneOf") for sub in schema.get(key, []) for value in enum_values(sub)]
 
 
 def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:

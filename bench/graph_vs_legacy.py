@@ -43,14 +43,14 @@ from workflows.legacy import LegacyPipelineInput, LegacyPipelineWorkflow  # noqa
 REF = {"uri": "file:///bench", "sha256": "0" * 64, "size": 1, "media_type": "x/y"}
 OUTPUTS = {
     "cad.resolve_step_path": {"step_file": {**REF, "role": "step_file"}, "source_name": "b.step"},
-    "cad.extract_objects": {"objects": [{"name": "p", "path": "p", "kind": "part"}],
-                            "source_unit": "mm"},
+    "cad.extract_objects": {"objects": [{"name": "p", "path": "p", "kind": "part"}], "source_unit": "mm"},
     "cad.export_glb": {"glb": {**REF, "role": "glb"}, "node_names": ["p"]},
     "cad.compute_bbox": {"bbox": {"min": [0, 0, 0], "max": [1, 1, 1], "unit": "m"}},
     "materials.auto_populate": {"material_assignments": {}},
     "materials.resolve_map": {"material_map": {}},
-    "render.resolve_template": {"render_template": {"name": "studio_grey", "background": "#bfc3c7",
-                                                    "light_strength": 1.0}},
+    "render.resolve_template": {
+        "render_template": {"name": "studio_grey", "background": "#bfc3c7", "light_strength": 1.0}
+    },
     "render.blender_still": {"still": {**REF, "role": "still"}, "render_seconds": 0.0},
     "output.publish_asset": {"published": [], "manifest": {**REF, "role": "manifest"}},
     "output.notify": {"notification_id": "n"},
@@ -79,9 +79,12 @@ async def legacy_run(session: TemporalSession, legacy_plan) -> None:
     """The hard-coded legacy chain."""
     result = await session.client.execute_workflow(
         LegacyPipelineWorkflow.run,
-        LegacyPipelineInput(plan=legacy_plan, step_path="/bench.step", order_line_id="b",
-                            task_queues=session.task_queues()),
-        id=f"bench-legacy-{uuid.uuid4().hex}", task_queue=session.settings.default_queue)
+        LegacyPipelineInput(
+            plan=legacy_plan, step_path="/bench.step", order_line_id="b", task_queues=session.task_queues()
+        ),
+        id=f"bench-legacy-{uuid.uuid4().hex}",
+        task_queue=session.settings.default_queue,
+    )
     assert result.status == "completed"
 
 
@@ -104,33 +107,41 @@ async def main(runs: int, concurrency: int) -> None:
     """Warm up, measure both, print side by side."""
     catalog = default_catalog()
     queue = f"bench-{uuid.uuid4().hex[:6]}"
-    settings = Settings(state_dir=Path(tempfile.mkdtemp()), default_queue=queue, cad_queue=queue,
-                        render_queue=queue)
+    settings = Settings(
+        state_dir=Path(tempfile.mkdtemp()), default_queue=queue, cad_queue=queue, render_queue=queue
+    )
     intake_plan = compile_plan(starter("cad-intake-v1"), catalog)
     order_plan = compile_plan(starter("order-still-v1"), catalog)
-    legacy_plan = plan_dispatch(OutputTypeCreate(slug="b", name="b",
-                                                 artifact_kinds=["still_image"]),
-                                None, catalog).legacy_plan
+    legacy_plan = plan_dispatch(
+        OutputTypeCreate(slug="b", name="b", artifact_kinds=["still_image"]), None, catalog
+    ).legacy_plan
     async with embedded_temporal(settings.state_dir) as endpoint:
         client = await connect(endpoint.address, settings)
         session = TemporalSession(client, None, settings)
-        async with Worker(client, task_queue=queue, workflows=[GraphWorkflow,
-                                                               LegacyPipelineWorkflow],
-                          activities=[stand_in(key) for key in OUTPUTS],
-                          max_concurrent_activities=50):
+        async with Worker(
+            client,
+            task_queue=queue,
+            workflows=[GraphWorkflow, LegacyPipelineWorkflow],
+            activities=[stand_in(key) for key in OUTPUTS],
+            max_concurrent_activities=50,
+        ):
             await graph_run(session, intake_plan, order_plan)
             await legacy_run(session, legacy_plan)
-            graph = await timed("graph", runs, concurrency,
-                                lambda: graph_run(session, intake_plan, order_plan))
-            legacy = await timed("legacy", runs, concurrency, lambda: legacy_run(session,
-                                                                                legacy_plan))
+            graph = await timed(
+                "graph", runs, concurrency, lambda: graph_run(session, intake_plan, order_plan)
+            )
+            legacy = await timed("legacy", runs, concurrency, lambda: legacy_run(session, legacy_plan))
     g, lg = statistics.median(graph), statistics.median(legacy)
     print(f"{'':24}{'graph':>12}{'legacy':>12}{'graph/legacy':>15}")
     print(f"{'median s per order line':24}{g:>12.3f}{lg:>12.3f}{g / lg:>15.2f}")
-    print(f"{'p90 s per order line':24}{_p90(graph):>12.3f}{_p90(legacy):>12.3f}"
-          f"{_p90(graph) / _p90(legacy):>15.2f}")
-    print(f"({runs} runs each, {concurrency} at a time, 10 activities per order line, "
-          "graph = intake workflow then order workflow)")
+    print(
+        f"{'p90 s per order line':24}{_p90(graph):>12.3f}{_p90(legacy):>12.3f}"
+        f"{_p90(graph) / _p90(legacy):>15.2f}"
+    )
+    print(
+        f"({runs} runs each, {concurrency} at a time, 10 activities per order line, "
+        "graph = intake workflow then order workflow)"
+    )
 
 
 def _p90(values: list[float]) -> float:

@@ -14,8 +14,14 @@ class ProdgraphError(Exception):
 
     code: ClassVar[str] = "prodgraph_error"
 
-    def __init__(self, message: str, *, node_id: str | None = None, field: str | None = None,
-                 problems: list[dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        node_id: str | None = None,
+        field: str | None = None,
+        problems: list[dict[str, Any]] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.node_id = node_id
@@ -75,8 +81,14 @@ class CatalogChangedError(ProdgraphError):
 
     code = "catalog_changed"
 
-    def __init__(self, message: str, *, status: int, details: dict[str, Any],
-                 problems: list[dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        details: dict[str, Any],
+        problems: list[dict[str, Any]] | None = None,
+    ):
         super().__init__(message, field="catalog_version", problems=problems)
         self.status = status
         self.details = details
@@ -156,10 +168,18 @@ class JobInternalError(ModuleError):
 
 #: Module error classes by code, so a code read back from a child job or a failure is typed again.
 MODULE_ERRORS: dict[str, type[ModuleError]] = {
-    cls.code: cls for cls in (
-        ContractViolationError, CadFileNotFoundError, InvalidCadFileError, InvalidGlbError,
-        UnknownMaterialError, RenderFailedError, JobTimeoutError,
-        JobCrashedError, JobInternalError)
+    cls.code: cls
+    for cls in (
+        ContractViolationError,
+        CadFileNotFoundError,
+        InvalidCadFileError,
+        InvalidGlbError,
+        UnknownMaterialError,
+        RenderFailedError,
+        JobTimeoutError,
+        JobCrashedError,
+        JobInternalError,
+    )
 }
 
 

@@ -56,8 +56,11 @@ class Settings(BaseSettings):
 
     def queue_for(self, name: QueueName) -> str:
         """Concrete task queue name for a logical queue (default, cad, render)."""
-        queues: dict[QueueName, str] = {"default": self.default_queue, "cad": self.cad_queue,
-                                        "render": self.render_queue}
+        queues: dict[QueueName, str] = {
+            "default": self.default_queue,
+            "cad": self.cad_queue,
+            "render": self.render_queue,
+        }
         return queues[name]
 
     def task_queues(self) -> dict[str, str]:

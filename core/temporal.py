@@ -15,8 +15,9 @@ from core.vocabulary import RetryPolicy
 
 async def connect(address: str, settings: Settings) -> Client:
     """A client on the settings' namespace that speaks pydantic."""
-    return await Client.connect(address, namespace=settings.temporal_namespace,
-                                data_converter=pydantic_data_converter)
+    return await Client.connect(
+        address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+    )
 
 
 @dataclass
@@ -44,4 +45,5 @@ def temporal_retry(policy: RetryPolicy) -> common.RetryPolicy:
         maximum_attempts=policy.max_attempts,
         initial_interval=timedelta(seconds=policy.initial_interval_s),
         backoff_coefficient=policy.backoff,
-        maximum_interval=timedelta(seconds=policy.max_interval_s))
+        maximum_interval=timedelta(seconds=policy.max_interval_s),
+    )

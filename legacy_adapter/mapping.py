@@ -164,8 +164,7 @@ _KEYS: dict[str, _Key] = {
     "res_x": _Key(_int_in(1, MAX_SIDE), ("width",)),
     "res_y": _Key(_int_in(1, MAX_SIDE), ("height",)),
     "resolution_percentage": _Key(_int_in(1, 100), ("percentage",)),
-    "samples": _Key(_int_in(1, MAX_SAMPLES), ("samples",),
-                    frozenset({Engine.cycles, Engine.eevee})),
+    "samples": _Key(_int_in(1, MAX_SAMPLES), ("samples",), frozenset({Engine.cycles, Engine.eevee})),
     "cycles_samples": _Key(_int_in(1, MAX_SAMPLES), ("samples",), frozenset({Engine.cycles})),
     "eevee_samples": _Key(_int_in(1, MAX_SAMPLES), ("samples",), frozenset({Engine.eevee})),
     "transparent_bg": _Key(_read_bool, ("transparent_background",)),
@@ -190,15 +189,34 @@ KNOWN_KEYS = frozenset(_KEYS) | HINT_KEYS
 _KIND_PRECEDENCE = (ArtifactKind.production_blend, ArtifactKind.turntable_video)
 _TURNTABLE_SLOTS = frozenset({"frame_count", "fps", "turntable_degrees"})
 _VALUE_SLOTS = (
-    "width", "height", "percentage", "samples", "transparent_background",
-    "frame_count", "fps", "turntable_degrees", "material_override", "template",
-    "camera_preset", "denoise", "preview_thumbnail",
+    "width",
+    "height",
+    "percentage",
+    "samples",
+    "transparent_background",
+    "frame_count",
+    "fps",
+    "turntable_degrees",
+    "material_override",
+    "template",
+    "camera_preset",
+    "denoise",
+    "preview_thumbnail",
 )
 _DEFAULTS: dict[str, Any] = {
-    "engine": Engine.cycles, "width": 1920, "height": 1080, "percentage": 100,
-    "transparent_background": False, "frame_count": 36, "fps": 24, "turntable_degrees": 360.0,
-    "material_override": None, "template": None, "camera_preset": None,
-    "denoise": False, "preview_thumbnail": False,
+    "engine": Engine.cycles,
+    "width": 1920,
+    "height": 1080,
+    "percentage": 100,
+    "transparent_background": False,
+    "frame_count": 36,
+    "fps": 24,
+    "turntable_degrees": 360.0,
+    "material_override": None,
+    "template": None,
+    "camera_preset": None,
+    "denoise": False,
+    "preview_thumbnail": False,
 }
 _DEFAULT_SAMPLES = {Engine.cycles: 64, Engine.eevee: 16, Engine.workbench: None}
 
@@ -209,7 +227,8 @@ def _settings_dict(render_settings: Any) -> dict:
         return {}
     if not isinstance(render_settings, dict):
         raise LegacyMappingError(
-            f"render_settings: {render_settings!r} is not an object", key="render_settings")
+            f"render_settings: {render_settings!r} is not an object", key="render_settings"
+        )
     return render_settings
 
 
@@ -221,8 +240,11 @@ def _slot_value(key: str, slot: str, parsed: Any) -> Any:
 
 def _choose(slot: str, parsed: dict[str, Any], engine: Engine) -> tuple[Any, list[str]]:
     """A slot's value and the keys that gave or agreed with it."""
-    given = [(key, _slot_value(key, slot, parsed[key])) for key, spec in _KEYS.items()
-             if slot in spec.slots and key in parsed and engine in spec.engines]
+    given = [
+        (key, _slot_value(key, slot, parsed[key]))
+        for key, spec in _KEYS.items()
+        if slot in spec.slots and key in parsed and engine in spec.engines
+    ]
     if not given:
         default = _DEFAULT_SAMPLES[engine] if slot == "samples" else _DEFAULTS[slot]
         return default, []
@@ -232,10 +254,10 @@ def _choose(slot: str, parsed: dict[str, Any], engine: Engine) -> tuple[Any, lis
 
 def _artifact_kind(parsed: dict[str, Any]) -> tuple[ArtifactKind, list[str]]:
     """The artifact kind the votes pick, and the keys consistent with it."""
-    votes = {key: spec.vote(parsed[key]) for key, spec in _KEYS.items()
-             if spec.vote is not None and key in parsed}
-    kind = next((k for k in _KIND_PRECEDENCE if (k, True) in votes.values()),
-                ArtifactKind.still_image)
+    votes = {
+        key: spec.vote(parsed[key]) for key, spec in _KEYS.items() if spec.vote is not None and key in parsed
+    }
+    kind = next((k for k in _KIND_PRECEDENCE if (k, True) in votes.values()), ArtifactKind.still_image)
     return kind, [key for key, (voted, wanted) in votes.items() if (voted == kind) == wanted]
 
 
@@ -255,8 +277,9 @@ def map_legacy_settings(render_settings: dict | None) -> LegacyMapping:
     """Map one legacy `render_settings` bag; raises LegacyMappingError naming a bad key."""
     settings = _settings_dict(render_settings)
     # A null value reads as the key being absent: the legacy default applies.
-    parsed = {key: spec.read(key, settings[key]) for key, spec in _KEYS.items()
-              if settings.get(key) is not None}
+    parsed = {
+        key: spec.read(key, settings[key]) for key, spec in _KEYS.items() if settings.get(key) is not None
+    }
     engine, engine_keys = _choose("engine", parsed, Engine.cycles)
     kind, kind_keys = _artifact_kind(parsed)
     effective = set(engine_keys) | set(kind_keys)
@@ -272,15 +295,19 @@ def map_legacy_settings(render_settings: dict | None) -> LegacyMapping:
         image_format = parsed["file_format"][1] if "file_format" in parsed else ImageFormat.png
     percentage = values.pop("percentage")
     overrides = InvocationOverrides(
-        engine=engine, image_format=image_format,
+        engine=engine,
+        image_format=image_format,
         width=_scaled(values.pop("width"), percentage),
         height=_scaled(values.pop("height"), percentage),
         **values,
     )
-    ignored = [str(key) for key in settings
-               if key in HINT_KEYS or (key in parsed and key not in effective)]
-    return LegacyMapping(artifact_kind=kind, overrides=overrides, ignored_keys=sorted(ignored),
-                         unknown_keys=unknown_legacy_keys(settings))
+    ignored = [str(key) for key in settings if key in HINT_KEYS or (key in parsed and key not in effective)]
+    return LegacyMapping(
+        artifact_kind=kind,
+        overrides=overrides,
+        ignored_keys=sorted(ignored),
+        unknown_keys=unknown_legacy_keys(settings),
+    )
 
 
 def map_legacy_record(record: dict) -> dict:
@@ -290,12 +317,19 @@ def map_legacy_record(record: dict) -> dict:
     try:
         mapping = map_legacy_settings(render_settings)
     except LegacyMappingError as exc:
-        entry.update(artifact_kind=None, overrides=None, ignored_keys=[],
-                     error={"key": exc.key, "message": exc.message})
+        entry.update(
+            artifact_kind=None,
+            overrides=None,
+            ignored_keys=[],
+            error={"key": exc.key, "message": exc.message},
+        )
     else:
-        entry.update(artifact_kind=mapping.artifact_kind.value,
-                     overrides=mapping.overrides.model_dump(mode="json"),
-                     ignored_keys=mapping.ignored_keys, error=None)
+        entry.update(
+            artifact_kind=mapping.artifact_kind.value,
+            overrides=mapping.overrides.model_dump(mode="json"),
+            ignored_keys=mapping.ignored_keys,
+            error=None,
+        )
     # Unknown keys are a property of the bag alone, so they are reported even when mapping fails.
     entry["unknown_keys"] = unknown_legacy_keys(render_settings)
     return entry

@@ -18,8 +18,7 @@ RENDER_STEP = {
     ArtifactKind.turntable_video: "render.blender_turntable",
     ArtifactKind.production_blend: "render.export_blend",
 }
-INTAKE_CHAIN = ("cad.resolve_step_path", "cad.extract_objects", "cad.export_glb",
-                "cad.compute_bbox")
+INTAKE_CHAIN = ("cad.resolve_step_path", "cad.extract_objects", "cad.export_glb", "cad.compute_bbox")
 LOOK_CHAIN = ("materials.auto_populate", "materials.resolve_map", "render.resolve_template")
 DELIVERY_CHAIN = ("output.publish_asset", "output.notify")
 
@@ -43,29 +42,42 @@ class LegacyPlan(BaseModel):
         return artifacts_of(self.steps, outputs)
 
 
-def legacy_plan(artifact_kind: ArtifactKind, overrides: dict[str, Any], catalog: Catalog,
-                invocation_params: dict[str, Any] | None = None) -> LegacyPlan:
+def legacy_plan(
+    artifact_kind: ArtifactKind,
+    overrides: dict[str, Any],
+    catalog: Catalog,
+    invocation_params: dict[str, Any] | None = None,
+) -> LegacyPlan:
     """Resolve every call of the legacy chain for this artifact kind."""
     render_step = RENDER_STEP.get(ArtifactKind(artifact_kind), "render.blender_still")
-    thumbnail = bool(overrides.get("preview_thumbnail")) or \
-        artifact_kind == ArtifactKind.preview_thumbnail
-    chain = [*INTAKE_CHAIN, *LOOK_CHAIN, render_step,
-             *(["render.thumbnail"] if thumbnail else []), *DELIVERY_CHAIN]
+    thumbnail = bool(overrides.get("preview_thumbnail")) or artifact_kind == ArtifactKind.preview_thumbnail
+    chain = [
+        *INTAKE_CHAIN,
+        *LOOK_CHAIN,
+        render_step,
+        *(["render.thumbnail"] if thumbnail else []),
+        *DELIVERY_CHAIN,
+    ]
     # preview_thumbnail chooses a deliverable (decided above), not a module parameter.
     profile = {key: value for key, value in overrides.items() if key != "preview_thumbnail"}
     layers = override_layers(profile, invocation_params)
     # The adapter's profile overrides are checked where they are mapped; the client's are here.
     invocation_layer = [(source, values) for source, values in layers if source == "invocation"]
-    check_override_targets({name for key in chain for name in catalog.specs[key].params_model.model_fields},
-                           invocation_layer, "the legacy pipeline")
+    check_override_targets(
+        {name for key in chain for name in catalog.specs[key].params_model.model_fields},
+        invocation_layer,
+        "the legacy pipeline",
+    )
     steps = {}
     for key in chain:
         spec = catalog.specs[key]
         params, sources = effective_params(key, spec.params_model, {}, layers)
-        steps[key] = ModuleCall(module_key=key, task_queue=spec.task_queue,
-                                    timeout_s=spec.timeout_s, params=params,
-                                    param_sources=sources,
-                                    artifact_outputs=spec.artifact_roles_produced())
-    return LegacyPlan(artifact_kind=artifact_kind, render_step=render_step,
-                      thumbnail=thumbnail, steps=steps)
-
+        steps[key] = ModuleCall(
+            module_key=key,
+            task_queue=spec.task_queue,
+            timeout_s=spec.timeout_s,
+            params=params,
+            param_sources=sources,
+            artifact_outputs=spec.artifact_roles_produced(),
+        )
+    return LegacyPlan(artifact_kind=artifact_kind, render_step=render_step, thumbnail=thumbnail, steps=steps)

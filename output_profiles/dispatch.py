@@ -18,37 +18,47 @@ from registry.definition import WorkflowDefinition
 from registry.starters import INTAKE_STARTER, starter
 
 
-def plan_dispatch(output_type: OutputTypeBase, workflow: WorkflowDefinition | None,
-                  catalog: Catalog, invocation_params: dict[str, Any] | None = None
-                  ) -> DispatchPlan:
+def plan_dispatch(
+    output_type: OutputTypeBase,
+    workflow: WorkflowDefinition | None,
+    catalog: Catalog,
+    invocation_params: dict[str, Any] | None = None,
+) -> DispatchPlan:
     """Decide the route and compile what it runs; refuse with a reason naming the field."""
     if not output_type.is_active:
         raise DispatchError(f"output type {output_type.slug!r} is not active", field="is_active")
     if output_type.rollout == Rollout.shadow:
-        raise DispatchError("shadow rollout is not available yet: parity verification ships "
-                            "in a later release; use 'legacy' or 'graph'", field="rollout")
+        raise DispatchError(
+            "shadow rollout is not available yet: parity verification ships "
+            "in a later release; use 'legacy' or 'graph'",
+            field="rollout",
+        )
     if output_type.rollout == Rollout.legacy or not output_type.workflow_id:
         return _legacy_dispatch(output_type, catalog, invocation_params)
     report = validate_profile(output_type, workflow, catalog)
     if not report.valid:
         problem = report.problems[0]
-        raise DispatchError(f"output type {output_type.slug!r}: {problem.field}: "
-                            f"{problem.message}", field=problem.field)
-    overrides = {key: value for key, value in output_type.overrides.items()
-                 if key not in CONTRACT_OVERRIDES}
+        raise DispatchError(
+            f"output type {output_type.slug!r}: {problem.field}: {problem.message}", field=problem.field
+        )
+    overrides = {key: value for key, value in output_type.overrides.items() if key not in CONTRACT_OVERRIDES}
     if workflow is None:  # validate_profile reports a missing linked workflow as a problem
-        raise DispatchError(f"output type {output_type.slug!r}: workflow "
-                            f"{output_type.workflow_id!r} does not exist", field="workflow_id")
-    plan = compile_plan(workflow, catalog, profile_overrides=overrides,
-                        invocation_params=invocation_params)
-    return DispatchPlan(route="graph", artifact_kinds=[str(kind) for kind in
-                                                       output_type.artifact_kinds],
-                        intake_plan=compile_intake(starter(INTAKE_STARTER), catalog),
-                        graph_plan=plan)
+        raise DispatchError(
+            f"output type {output_type.slug!r}: workflow {output_type.workflow_id!r} does not exist",
+            field="workflow_id",
+        )
+    plan = compile_plan(workflow, catalog, profile_overrides=overrides, invocation_params=invocation_params)
+    return DispatchPlan(
+        route="graph",
+        artifact_kinds=[str(kind) for kind in output_type.artifact_kinds],
+        intake_plan=compile_intake(starter(INTAKE_STARTER), catalog),
+        graph_plan=plan,
+    )
 
 
-def _legacy_dispatch(output_type: OutputTypeBase, catalog: Catalog,
-                     invocation_params: dict[str, Any] | None) -> DispatchPlan:
+def _legacy_dispatch(
+    output_type: OutputTypeBase, catalog: Catalog, invocation_params: dict[str, Any] | None
+) -> DispatchPlan:
     if output_type.legacy_render_settings is not None or not output_type.artifact_kinds:
         mapping = map_legacy_settings(output_type.legacy_render_settings)
         kind, overrides = mapping.artifact_kind, mapping.overrides.model_dump(mode="json")

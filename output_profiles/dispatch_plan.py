@@ -46,13 +46,16 @@ class DispatchPlan(BaseModel):
     def effective(self) -> dict[str, EffectiveCall]:
         """Module key → effective parameters with provenance (the run's explanation)."""
         if self.graph_plan:
-            return {node.module_key: EffectiveCall(params=node.params,
-                                                   param_sources=node.param_sources)
-                    for node in self.graph_plan.nodes}
+            return {
+                node.module_key: EffectiveCall(params=node.params, param_sources=node.param_sources)
+                for node in self.graph_plan.nodes
+            }
         if self.legacy_plan is None:
             raise ValueError(f"the {self.route!r} dispatch plan has neither a graph nor a legacy plan")
-        return {key: EffectiveCall(params=call.params, param_sources=call.param_sources)
-                for key, call in self.legacy_plan.steps.items()}
+        return {
+            key: EffectiveCall(params=call.params, param_sources=call.param_sources)
+            for key, call in self.legacy_plan.steps.items()
+        }
 
 
 class InvocationResult(BaseModel):

@@ -49,8 +49,9 @@ class ProfileReport(BaseModel):
     """Fields that step still needs."""
 
 
-def validate_profile(profile: OutputTypeBase, workflow: WorkflowDefinition | None,
-                     catalog: Catalog) -> ProfileReport:
+def validate_profile(
+    profile: OutputTypeBase, workflow: WorkflowDefinition | None, catalog: Catalog
+) -> ProfileReport:
     """Check every rule; a draft is reported with what it lacks, not refused."""
     problems: list[ProfileProblem] = []
     _check_family(profile, catalog, problems)
@@ -76,8 +77,11 @@ def creation_progress(profile: OutputTypeBase) -> tuple[str | None, list[str]]:
 def node_params_for(workflow: WorkflowDefinition | None, catalog: Catalog) -> dict[str, list]:
     """Parameter name → params models of the nodes that have it (all order_line modules if no
     workflow: the legacy pipeline may run any of them)."""
-    steps = ([node.step for node in workflow.nodes] if workflow else
-             [key for key, spec in catalog.specs.items() if "order_line" in spec.families])
+    steps = (
+        [node.step for node in workflow.nodes]
+        if workflow
+        else [key for key, spec in catalog.specs.items() if "order_line" in spec.families]
+    )
     targets: dict[str, list] = {}
     for step in steps:
         spec = catalog.specs.get(step)
@@ -90,41 +94,62 @@ def node_params_for(workflow: WorkflowDefinition | None, catalog: Catalog) -> di
 
 def _check_family(profile: OutputTypeBase, catalog: Catalog, problems: list) -> None:
     if profile.family is not None and profile.family not in catalog.families:
-        problems.append(ProfileProblem(
-            field="family", code="unknown_family",
-            message=f"family {profile.family!r} does not exist; choose one of "
-                    f"{', '.join(sorted(catalog.families))}"))
+        problems.append(
+            ProfileProblem(
+                field="family",
+                code="unknown_family",
+                message=f"family {profile.family!r} does not exist; choose one of "
+                f"{', '.join(sorted(catalog.families))}",
+            )
+        )
 
 
-def _check_workflow(profile: OutputTypeBase, workflow: WorkflowDefinition | None,
-                    catalog: Catalog, problems: list) -> None:
+def _check_workflow(
+    profile: OutputTypeBase, workflow: WorkflowDefinition | None, catalog: Catalog, problems: list
+) -> None:
     if profile.rollout in (Rollout.graph, Rollout.shadow) and not profile.workflow_id:
-        problems.append(ProfileProblem(
-            field="rollout", code="rollout_requires_workflow",
-            message=f"rollout {profile.rollout.value!r} needs a linked workflow"))
+        problems.append(
+            ProfileProblem(
+                field="rollout",
+                code="rollout_requires_workflow",
+                message=f"rollout {profile.rollout.value!r} needs a linked workflow",
+            )
+        )
     if not profile.workflow_id:
         return
     if workflow is None:
         version = f" version {profile.workflow_version}" if profile.workflow_version else ""
-        problems.append(ProfileProblem(
-            field="workflow_id", code="unknown_workflow",
-            message=f"workflow {profile.workflow_id!r}{version} does not exist"))
+        problems.append(
+            ProfileProblem(
+                field="workflow_id",
+                code="unknown_workflow",
+                message=f"workflow {profile.workflow_id!r}{version} does not exist",
+            )
+        )
         return
     if profile.family and workflow.family != profile.family:
-        problems.append(ProfileProblem(
-            field="workflow_id", code="family_mismatch",
-            message=f"workflow {workflow.id!r} is a {workflow.family} workflow; this output "
-                    f"type is {profile.family}"))
+        problems.append(
+            ProfileProblem(
+                field="workflow_id",
+                code="family_mismatch",
+                message=f"workflow {workflow.id!r} is a {workflow.family} workflow; this output "
+                f"type is {profile.family}",
+            )
+        )
     report = validate_definition(workflow, catalog)
     for error in report.errors:
-        problems.append(ProfileProblem(
-            field="workflow_id", code="invalid_workflow",
-            message=f"workflow {workflow.id!r}: {error.code} at {error.node_id}: "
-                    f"{error.message}"))
+        problems.append(
+            ProfileProblem(
+                field="workflow_id",
+                code="invalid_workflow",
+                message=f"workflow {workflow.id!r}: {error.code} at {error.node_id}: {error.message}",
+            )
+        )
 
 
-def _check_artifact_kinds(profile: OutputTypeBase, workflow: WorkflowDefinition | None,
-                          catalog: Catalog, problems: list) -> None:
+def _check_artifact_kinds(
+    profile: OutputTypeBase, workflow: WorkflowDefinition | None, catalog: Catalog, problems: list
+) -> None:
     family = catalog.families.get(profile.family or "")
     produced = _produced_roles(workflow, catalog) if workflow else None
     wanted = list(profile.artifact_kinds)
@@ -133,43 +158,59 @@ def _check_artifact_kinds(profile: OutputTypeBase, workflow: WorkflowDefinition 
     for position, kind in enumerate(wanted):
         field = f"artifact_kinds[{position}]"
         if family and kind not in family.artifact_kinds:
-            problems.append(ProfileProblem(
-                field=field, code="unsupported_artifact_kind",
-                message=f"the {family.name} family cannot deliver {kind}"))
-        elif (workflow is not None and produced is not None
-              and ARTIFACT_KIND_ROLES[kind] not in produced):
-            problems.append(ProfileProblem(
-                field=field, code="artifact_contract_unsatisfied",
-                message=f"workflow {workflow.id!r} produces no {ARTIFACT_KIND_ROLES[kind]!r} "
-                        f"artifact, so it cannot deliver {kind}"))
+            problems.append(
+                ProfileProblem(
+                    field=field,
+                    code="unsupported_artifact_kind",
+                    message=f"the {family.name} family cannot deliver {kind}",
+                )
+            )
+        elif workflow is not None and produced is not None and ARTIFACT_KIND_ROLES[kind] not in produced:
+            problems.append(
+                ProfileProblem(
+                    field=field,
+                    code="artifact_contract_unsatisfied",
+                    message=f"workflow {workflow.id!r} produces no {ARTIFACT_KIND_ROLES[kind]!r} "
+                    f"artifact, so it cannot deliver {kind}",
+                )
+            )
 
 
-def _check_overrides(profile: OutputTypeBase, workflow: WorkflowDefinition | None,
-                     catalog: Catalog, problems: list) -> None:
+def _check_overrides(
+    profile: OutputTypeBase, workflow: WorkflowDefinition | None, catalog: Catalog, problems: list
+) -> None:
     rejected: set[str] = set()
     try:
         InvocationOverrides.model_validate(profile.overrides)
     except ValidationError as exc:
         for error in exc.errors():
             rejected.add(str(error["loc"][0]))
-            problems.append(ProfileProblem(
-                field="overrides." + ".".join(map(str, error["loc"])),
-                code="unknown_override" if error["type"] == "extra_forbidden"
-                else "invalid_override", message=error["msg"]))
+            problems.append(
+                ProfileProblem(
+                    field="overrides." + ".".join(map(str, error["loc"])),
+                    code="unknown_override" if error["type"] == "extra_forbidden" else "invalid_override",
+                    message=error["msg"],
+                )
+            )
     targets = node_params_for(workflow, catalog)
     for name, value in profile.overrides.items():
         if value is None or name in CONTRACT_OVERRIDES or name in rejected:
             continue
         if name not in targets:
             where = f"workflow {workflow.id!r}" if workflow else "the legacy pipeline"
-            problems.append(ProfileProblem(
-                field=f"overrides.{name}", code="override_target_missing",
-                message=f"no node of {where} has a parameter {name!r}"))
+            problems.append(
+                ProfileProblem(
+                    field=f"overrides.{name}",
+                    code="override_target_missing",
+                    message=f"no node of {where} has a parameter {name!r}",
+                )
+            )
             continue
         message = _schema_problem(name, value, targets[name])
         if message:
-            problems.append(ProfileProblem(field=f"overrides.{name}", code="invalid_override",
-                                           message=message))
+            problems.append(
+                ProfileProblem(field=f"overrides.{name}", code="invalid_override", message=message)
+            )
 
 
 def _schema_problem(name: str, value: Any, models: list) -> str | None:
@@ -184,16 +225,28 @@ def _schema_problem(name: str, value: Any, models: list) -> str | None:
 def _check_materials(profile: OutputTypeBase, problems: list) -> None:
     for position, key in enumerate(profile.material_constraints):
         if key not in LIBRARY:
-            problems.append(ProfileProblem(
-                field=f"material_constraints[{position}]", code="unknown_material",
-                message=f"material {key!r} is not in the library"))
+            problems.append(
+                ProfileProblem(
+                    field=f"material_constraints[{position}]",
+                    code="unknown_material",
+                    message=f"material {key!r} is not in the library",
+                )
+            )
     override = profile.overrides.get("material_override")
     if override and profile.material_constraints and override not in profile.material_constraints:
-        problems.append(ProfileProblem(
-            field="overrides.material_override", code="material_not_allowed",
-            message=f"{override!r} is outside this output type's material constraints"))
+        problems.append(
+            ProfileProblem(
+                field="overrides.material_override",
+                code="material_not_allowed",
+                message=f"{override!r} is outside this output type's material constraints",
+            )
+        )
 
 
 def _produced_roles(workflow: WorkflowDefinition, catalog: Catalog) -> set[str]:
-    return {role for node in workflow.nodes if node.step in catalog.specs
-            for role in catalog.specs[node.step].artifact_roles_produced()}
+    return {
+        role
+        for node in workflow.nodes
+        if node.step in catalog.specs
+        for role in catalog.specs[node.step].artifact_roles_produced()
+    }

@@ -18,8 +18,7 @@ DEFAULT_OUTPUT_TYPES = Path(output_profiles.__file__).parent / "default_output_t
 
 def default_output_types() -> list[OutputTypeCreate]:
     """The shipped output types, validated as create bodies."""
-    return [OutputTypeCreate.model_validate(entry)
-            for entry in json.loads(DEFAULT_OUTPUT_TYPES.read_text())]
+    return [OutputTypeCreate.model_validate(entry) for entry in json.loads(DEFAULT_OUTPUT_TYPES.read_text())]
 
 
 def seed(session: Session, catalog: Catalog) -> None:
@@ -27,10 +26,16 @@ def seed(session: Session, catalog: Catalog) -> None:
     if session.exec(select(WorkflowDefinitionRecord)).first() is None:
         for definition in starters().values():
             stamped = definition.model_copy(update={"catalog_version": catalog.version})
-            session.add(WorkflowDefinitionRecord(
-                id=stamped.id, version=stamped.version, family=stamped.family,
-                name=stamped.name, document=stamped.model_dump(mode="json"),
-                catalog_version=catalog.version))
+            session.add(
+                WorkflowDefinitionRecord(
+                    id=stamped.id,
+                    version=stamped.version,
+                    family=stamped.family,
+                    name=stamped.name,
+                    document=stamped.model_dump(mode="json"),
+                    catalog_version=catalog.version,
+                )
+            )
     if session.exec(select(OutputType)).first() is None:
         for profile in default_output_types():
             session.add(OutputType.model_validate(profile))

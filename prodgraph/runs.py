@@ -36,15 +36,21 @@ async def temporal_session(settings: Settings) -> AsyncIterator[TemporalSession]
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def run_plan(session: TemporalSession, plan: ExecutionPlan, entry: dict[str, Any],
-                   on_progress: ProgressCallback | None = None,
-                   workflow_id: str | None = None) -> tuple[str, GraphRunResult]:
+async def run_plan(
+    session: TemporalSession,
+    plan: ExecutionPlan,
+    entry: dict[str, Any],
+    on_progress: ProgressCallback | None = None,
+    workflow_id: str | None = None,
+) -> tuple[str, GraphRunResult]:
     """Run a plan to the end; report each node's status change through on_progress."""
     workflow_id = workflow_id or f"{plan.workflow_id}-{uuid.uuid4().hex[:12]}"
     handle = await session.client.start_workflow(
         GraphWorkflow.run,
         GraphRunInput(plan=plan, entry=entry, task_queues=session.task_queues()),
-        id=workflow_id, task_queue=session.settings.default_queue)
+        id=workflow_id,
+        task_queue=session.settings.default_queue,
+    )
     result_task = asyncio.ensure_future(handle.result())
     seen: dict[str, str] = {}
     while not result_task.done():
@@ -61,8 +67,9 @@ async def run_plan(session: TemporalSession, plan: ExecutionPlan, entry: dict[st
     return workflow_id, result
 
 
-def _report(states: dict[str, NodeState], seen: dict[str, str], workflow_id: str,
-            on_progress: ProgressCallback) -> None:
+def _report(
+    states: dict[str, NodeState], seen: dict[str, str], workflow_id: str, on_progress: ProgressCallback
+) -> None:
     for node_id, state in sorted(states.items()):
         if seen.get(node_id) != state.status:
             seen[node_id] = state.status

@@ -33,6 +33,7 @@ MODULES: tuple[Callable[..., Any], ...] = (
     OutputActivities.notify,
 )
 
+
 class Catalog:
     """Node definitions by step, the families, and a content hash (ETag) of it all."""
 
@@ -46,13 +47,26 @@ class Catalog:
         self.definitions = {key: NodeDefinition.from_spec(spec) for key, spec in self.specs.items()}
         self.families: dict[str, WorkflowFamily] = {
             "cad_file": WorkflowFamily(
-                "cad_file", "CAD intake", CadFileEntry, self._palette("cad_file"),
-                (ArtifactKind.cad_intake,), ("the STEP file exists and is readable",)),
+                "cad_file",
+                "CAD intake",
+                CadFileEntry,
+                self._palette("cad_file"),
+                (ArtifactKind.cad_intake,),
+                ("the STEP file exists and is readable",),
+            ),
             "order_line": WorkflowFamily(
-                "order_line", "Order rendering", OrderLineEntry, self._palette("order_line"),
-                (ArtifactKind.still_image, ArtifactKind.turntable_video,
-                 ArtifactKind.production_blend, ArtifactKind.preview_thumbnail),
-                ("the CAD file's intake completed: GLB and bbox exist",)),
+                "order_line",
+                "Order rendering",
+                OrderLineEntry,
+                self._palette("order_line"),
+                (
+                    ArtifactKind.still_image,
+                    ArtifactKind.turntable_video,
+                    ArtifactKind.production_blend,
+                    ArtifactKind.preview_thumbnail,
+                ),
+                ("the CAD file's intake completed: GLB and bbox exist",),
+            ),
         }
 
     def _palette(self, family: Family) -> tuple[str, ...]:
@@ -67,8 +81,11 @@ class Catalog:
 
     def list(self, family: str | None = None) -> list[NodeDefinition]:
         """Definitions, optionally of one family, sorted by step."""
-        return [definition for key, definition in sorted(self.definitions.items())
-                if family is None or family in definition.families]
+        return [
+            definition
+            for key, definition in sorted(self.definitions.items())
+            if family is None or family in definition.families
+        ]
 
 
 @lru_cache

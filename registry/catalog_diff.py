@@ -40,15 +40,19 @@ class CatalogChange(BaseModel):
     message: str
 
 
-def diff_definitions(old: list[dict[str, Any]], new: list[dict[str, Any]]
-                     ) -> tuple[list[str], list[str], list[StepChange]]:
+def diff_definitions(
+    old: list[dict[str, Any]], new: list[dict[str, Any]]
+) -> tuple[list[str], list[str], list[StepChange]]:
     """Steps added, removed and changed (with the differing fields) from old to new."""
     before = {definition["step"]: definition for definition in old}
     after = {definition["step"]: definition for definition in new}
     added = sorted(set(after) - set(before))
     removed = sorted(set(before) - set(after))
-    changed = [change for step in sorted(set(before) & set(after))
-               if (change := _step_change(step, before[step], after[step]))]
+    changed = [
+        change
+        for step in sorted(set(before) & set(after))
+        if (change := _step_change(step, before[step], after[step]))
+    ]
     return added, removed, changed
 
 
@@ -56,21 +60,28 @@ def _step_change(step: str, old: dict[str, Any], new: dict[str, Any]) -> StepCha
     fields = sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
     if not fields:
         return None
-    params = (_param_changes(old.get("param_schema", {}), new.get("param_schema", {}))
-              if "param_schema" in fields else None)
+    params = (
+        _param_changes(old.get("param_schema", {}), new.get("param_schema", {}))
+        if "param_schema" in fields
+        else None
+    )
     return StepChange(step=step, fields=fields, params=params)
 
 
 def _param_changes(old: dict[str, Any], new: dict[str, Any]) -> ParamChanges:
     before, after = old.get("properties", {}), new.get("properties", {})
     return ParamChanges(
-        added=sorted(set(after) - set(before)), removed=sorted(set(before) - set(after)),
-        changed=sorted(name for name in set(before) & set(after)
-                       if before[name] != after[name]))
+        added=sorted(set(after) - set(before)),
+        removed=sorted(set(before) - set(after)),
+        changed=sorted(name for name in set(before) & set(after) if before[name] != after[name]),
+    )
 
 
 def document_nodes(document: Any) -> list[dict[str, Any]]:
     """The well-formed nodes of a raw document (anything else is the validator's business)."""
     nodes = document.get("nodes") if isinstance(document, dict) else None
-    return [node for node in nodes or [] if isinstance(node, dict)
-            and isinstance(node.get("id"), str)] if isinstance(nodes, list) else []
+    return (
+        [node for node in nodes or [] if isinstance(node, dict) and isinstance(node.get("id"), str)]
+        if isinstance(nodes, list)
+        else []
+    )

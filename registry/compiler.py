@@ -34,19 +34,28 @@ def compile_plan(
     if not report.valid:
         raise InvalidDefinitionError(
             f"workflow {definition.id!r} is invalid: {report.errors[0].message}",
-            problems=[problem.model_dump() for problem in report.errors])
+            problems=[problem.model_dump() for problem in report.errors],
+        )
     layers = override_layers(profile_overrides, invocation_params)
-    check_override_targets({name for node in definition.nodes
-                            for name in catalog.specs[node.step].params_model.model_fields},
-                           layers, f"workflow {definition.id!r}")
+    check_override_targets(
+        {name for node in definition.nodes for name in catalog.specs[node.step].params_model.model_fields},
+        layers,
+        f"workflow {definition.id!r}",
+    )
     edges = list(dict.fromkeys((edge.source, edge.target) for edge in definition.edges))
     order = topological_order([node.id for node in definition.nodes], edges) or []
     producers = _producers(definition, catalog)
     entry_fields = catalog.families[definition.family].entry_fields()
-    nodes = [_plan_node(definition, catalog, node_id, edges, producers, entry_fields, layers)
-             for node_id in order]
-    return ExecutionPlan(workflow_id=definition.id, workflow_version=definition.version,
-                         family=definition.family, catalog_version=catalog.version, nodes=nodes)
+    nodes = [
+        _plan_node(definition, catalog, node_id, edges, producers, entry_fields, layers) for node_id in order
+    ]
+    return ExecutionPlan(
+        workflow_id=definition.id,
+        workflow_version=definition.version,
+        family=definition.family,
+        catalog_version=catalog.version,
+        nodes=nodes,
+    )
 
 
 def compile_intake(definition: WorkflowDefinition, catalog: Catalog) -> ExecutionPlan:
@@ -59,8 +68,16 @@ def compile_intake(definition: WorkflowDefinition, catalog: Catalog) -> Executio
         raise InvalidDefinitionError(
             f"intake workflow {definition.id!r} produces no {', '.join(missing)}; an order "
             "line starts from them",
-            problems=[{"code": "intake_output_missing", "node_id": None, "path": name,
-                       "message": f"no node produces {name!r}"} for name in missing])
+            problems=[
+                {
+                    "code": "intake_output_missing",
+                    "node_id": None,
+                    "path": name,
+                    "message": f"no node produces {name!r}",
+                }
+                for name in missing
+            ],
+        )
     return plan
 
 
@@ -74,22 +91,33 @@ def _plan_node(definition, catalog, node_id, edges, producers, entry_fields, lay
         if not problem:
             inputs[field] = PortBinding(source_node=source, field=field)
     return PlanNode(
-        id=node.id, step=node.step, module_key=spec.key, task_queue=spec.task_queue,
+        id=node.id,
+        step=node.step,
+        module_key=spec.key,
+        task_queue=spec.task_queue,
         depends_on=sorted(source for source, target in edges if target == node_id),
-        inputs=inputs, params=params, param_sources=sources, retry=spec.retry.overridden(node.retry),
-        timeout_s=node.timeout_s or spec.timeout_s, on_failure=node.on_failure,
-        artifact_outputs=spec.artifact_roles_produced())
+        inputs=inputs,
+        params=params,
+        param_sources=sources,
+        retry=spec.retry.overridden(node.retry),
+        timeout_s=node.timeout_s or spec.timeout_s,
+        on_failure=node.on_failure,
+        artifact_outputs=spec.artifact_roles_produced(),
+    )
 
 
-def effective_params(node_id: str, params_model, node_params: dict[str, Any],
-                     layers: Sequence[tuple[ParamSource, dict[str, Any]]]):
+def effective_params(
+    node_id: str,
+    params_model,
+    node_params: dict[str, Any],
+    layers: Sequence[tuple[ParamSource, dict[str, Any]]],
+):
     """Defaults, then node params, then each override layer; validated, with provenance."""
     values: dict[str, Any] = {}
     sources: dict[str, ParamSource] = {}
     for name, info in params_model.model_fields.items():
         if not info.is_required():
-            values[name], sources[name] = info.get_default(call_default_factory=True), \
-                "module_default"
+            values[name], sources[name] = info.get_default(call_default_factory=True), "module_default"
     for name, value in node_params.items():
         values[name], sources[name] = value, "node_param"
     for source, overrides in layers:
@@ -102,23 +130,38 @@ def effective_params(node_id: str, params_model, node_params: dict[str, Any],
         first = exc.errors()[0]
         field = ".".join(map(str, first["loc"]))
         raise InvalidDefinitionError(
-            f"node {node_id!r}: parameter {field} ({sources.get(field, 'value')}) "
-            f"{first['msg']}",
-            problems=[{"code": "invalid_params", "node_id": node_id, "path": f"params.{field}",
-                       "message": first["msg"]}]) from None
+            f"node {node_id!r}: parameter {field} ({sources.get(field, 'value')}) {first['msg']}",
+            problems=[
+                {
+                    "code": "invalid_params",
+                    "node_id": node_id,
+                    "path": f"params.{field}",
+                    "message": first["msg"],
+                }
+            ],
+        ) from None
     return validated, sources
 
 
-def check_override_targets(known: set[str], layers: Sequence[tuple[ParamSource, dict[str, Any]]],
-                           where: str) -> None:
+def check_override_targets(
+    known: set[str], layers: Sequence[tuple[ParamSource, dict[str, Any]]], where: str
+) -> None:
     """Refuse an override or invocation parameter that no node of `where` has (say, a typo)."""
     for source, overrides in layers:
         for name in overrides:
             if name not in known:
                 raise InvalidDefinitionError(
-                    f"{source} {name!r} targets no parameter of {where}", field=name,
-                    problems=[{"code": "unknown_override", "node_id": None, "path": name,
-                               "message": f"no node of {where} has parameter {name!r}"}])
+                    f"{source} {name!r} targets no parameter of {where}",
+                    field=name,
+                    problems=[
+                        {
+                            "code": "unknown_override",
+                            "node_id": None,
+                            "path": name,
+                            "message": f"no node of {where} has parameter {name!r}",
+                        }
+                    ],
+                )
 
 
 def _producers(definition: WorkflowDefinition, catalog: Catalog) -> dict[str, list[str]]:
@@ -129,11 +172,15 @@ def _producers(definition: WorkflowDefinition, catalog: Catalog) -> dict[str, li
     return producers
 
 
-def override_layers(profile_overrides: dict[str, Any] | None,
-                    invocation_params: dict[str, Any] | None
-                    ) -> list[tuple[ParamSource, dict[str, Any]]]:
+def override_layers(
+    profile_overrides: dict[str, Any] | None, invocation_params: dict[str, Any] | None
+) -> list[tuple[ParamSource, dict[str, Any]]]:
     """The override layers above node params, in precedence order; None means not overridden."""
     given: tuple[tuple[ParamSource, dict[str, Any] | None], ...] = (
-        ("profile_override", profile_overrides), ("invocation", invocation_params))
-    return [(source, {key: value for key, value in (values or {}).items() if value is not None})
-            for source, values in given]
+        ("profile_override", profile_overrides),
+        ("invocation", invocation_params),
+    )
+    return [
+        (source, {key: value for key, value in (values or {}).items() if value is not None})
+        for source, values in given
+    ]

@@ -29,8 +29,7 @@ class OrderLineEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     #: Entry fields the order itself gives; every other field comes from the intake's outputs.
-    ORDER_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"order_line_id", "output_type", "product_category"})
+    ORDER_FIELDS: ClassVar[frozenset[str]] = frozenset({"order_line_id", "output_type", "product_category"})
 
     order_line_id: str
     """The order line being produced."""
@@ -82,16 +81,23 @@ class WorkflowFamily:
 
     def describe(self) -> dict[str, Any]:
         """JSON document for the API and CLI: the family whole."""
-        return {"name": self.name, "label": self.label,
-                "entry_context_schema": self.entry_model.model_json_schema(),
-                "palette": list(self.palette),
-                "artifact_kinds": [str(kind) for kind in self.artifact_kinds],
-                "preflight": list(self.preflight), "validation_rules": list(self.validation_rules)}
+        return {
+            "name": self.name,
+            "label": self.label,
+            "entry_context_schema": self.entry_model.model_json_schema(),
+            "palette": list(self.palette),
+            "artifact_kinds": [str(kind) for kind in self.artifact_kinds],
+            "preflight": list(self.preflight),
+            "validation_rules": list(self.validation_rules),
+        }
 
 
-def order_line_entry(intake_outputs: Mapping[str, Mapping[str, Any]], order_line_id: str,
-                     output_type: str | None = None,
-                     product_category: str | None = None) -> dict[str, Any]:
+def order_line_entry(
+    intake_outputs: Mapping[str, Mapping[str, Any]],
+    order_line_id: str,
+    output_type: str | None = None,
+    product_category: str | None = None,
+) -> dict[str, Any]:
     """The order_line entry context, wired from an intake run's outputs by field and role.
 
     Whatever the intake's node ids, each entry field is taken from the one node output that
@@ -103,15 +109,23 @@ def order_line_entry(intake_outputs: Mapping[str, Mapping[str, Any]], order_line
         output_type: slug of the output type sold on it.
         product_category: the part's product category.
     """
-    entry: dict[str, Any] = {"order_line_id": order_line_id, "output_type": output_type,
-                             "product_category": product_category}
+    entry: dict[str, Any] = {
+        "order_line_id": order_line_id,
+        "output_type": output_type,
+        "product_category": product_category,
+    }
     for name in OrderLineEntry.intake_fields():
-        found = [output[name] for output in intake_outputs.values()
-                 if name in output and _has_role(output[name], name)]
+        found = [
+            output[name]
+            for output in intake_outputs.values()
+            if name in output and _has_role(output[name], name)
+        ]
         if len(found) != 1:
             raise InvalidDefinitionError(
                 f"the intake run produced {len(found)} outputs named {name!r}; an order line "
-                "needs exactly one", field=name)
+                "needs exactly one",
+                field=name,
+            )
         entry[name] = found[0]
     return entry
 

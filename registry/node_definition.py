@@ -49,16 +49,23 @@ class NodeDefinition(BaseModel):
     def from_spec(cls, spec: ModuleSpec) -> NodeDefinition:
         """Build the definition from a module spec."""
         return cls(
-            step=spec.key, module_key=spec.key, family=spec.families[0],
-            families=list(spec.families), label=spec.label, category=spec.category,
+            step=spec.key,
+            module_key=spec.key,
+            family=spec.families[0],
+            families=list(spec.families),
+            label=spec.label,
+            category=spec.category,
             description=spec.description,
             input_contract=spec.input_model.model_json_schema(),
             output_contract=spec.output_model.model_json_schema(),
             param_schema=spec.params_model.model_json_schema(),
-            data_inputs=spec.data_inputs(), data_outputs=spec.data_outputs(),
+            data_inputs=spec.data_inputs(),
+            data_outputs=spec.data_outputs(),
             artifact_roles_consumed=spec.artifact_roles_consumed(),
             artifact_roles_produced=spec.artifact_roles_produced(),
-            legacy_source=spec.legacy_source, ui=dict(spec.ui),
+            legacy_source=spec.legacy_source,
+            ui=dict(spec.ui),
             retry_defaults=spec.retry,
-            timeout_s=spec.timeout_s, task_queue=spec.task_queue,
+            timeout_s=spec.timeout_s,
+            task_queue=spec.task_queue,
         )

@@ -50,16 +50,21 @@ class PlanNode(ModuleCall):
     on_failure: FailurePolicy
 
 
-def artifacts_of(calls: Mapping[str, ModuleCall],
-                 outputs: Mapping[str, Mapping[str, Any]]) -> list[ArtifactRef]:
+def artifacts_of(
+    calls: Mapping[str, ModuleCall], outputs: Mapping[str, Mapping[str, Any]]
+) -> list[ArtifactRef]:
     """The artifacts among a run's outputs, read from each call's typed artifact fields.
 
     Args:
         calls: call key (node id, or module key in the legacy chain) → the resolved call.
         outputs: the same keys → what each call returned.
     """
-    return [ArtifactRef.model_validate(outputs[key][field]) for key, call in calls.items()
-            for field in call.artifact_outputs if outputs.get(key, {}).get(field) is not None]
+    return [
+        ArtifactRef.model_validate(outputs[key][field])
+        for key, call in calls.items()
+        for field in call.artifact_outputs
+        if outputs.get(key, {}).get(field) is not None
+    ]
 
 
 class ExecutionPlan(BaseModel):

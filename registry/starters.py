@@ -16,8 +16,10 @@ INTAKE_STARTER = "cad-intake-v1"
 @lru_cache
 def starters() -> dict[str, WorkflowDefinition]:
     """Every starter definition by id."""
-    loaded = [WorkflowDefinition.model_validate(json.loads(path.read_text()))
-              for path in sorted(STARTER_DIR.glob("*.json"))]
+    loaded = [
+        WorkflowDefinition.model_validate(json.loads(path.read_text()))
+        for path in sorted(STARTER_DIR.glob("*.json"))
+    ]
     return {definition.id: definition for definition in loaded}
 
 

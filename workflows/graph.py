@@ -109,10 +109,17 @@ class GraphWorkflow:
         self._decisions[decision.node_id] = decision
 
     def _ready(self, plan: ExecutionPlan) -> list[PlanNode]:
-        settled = {node_id for node_id, state in self._states.items()
-                   if state.status in ("completed", "skipped")}
-        return sorted((node for node in plan.nodes if self._states[node.id].status == "pending"
-                       and set(node.depends_on) <= settled), key=lambda node: node.id)
+        settled = {
+            node_id for node_id, state in self._states.items() if state.status in ("completed", "skipped")
+        }
+        return sorted(
+            (
+                node
+                for node in plan.nodes
+                if self._states[node.id].status == "pending" and set(node.depends_on) <= settled
+            ),
+            key=lambda node: node.id,
+        )
 
     def _all_settled(self) -> bool:
         return all(state.status in ("completed", "skipped") for state in self._states.values())
@@ -142,12 +149,13 @@ class GraphWorkflow:
     async def _execute(self, node: PlanNode, input: GraphRunInput, outputs: dict) -> dict:
         arguments: dict[str, Any] = {"params": node.params}
         for field, binding in node.inputs.items():
-            source = input.entry if binding.source_node is None else \
-                outputs.get(binding.source_node, {})
+            source = input.entry if binding.source_node is None else outputs.get(binding.source_node, {})
             if binding.field in source:
                 arguments[field] = source[binding.field]
         return await workflow.execute_activity(
-            node.module_key, arguments, result_type=dict,
+            node.module_key,
+            arguments,
+            result_type=dict,
             task_queue=input.task_queues[node.task_queue],
             start_to_close_timeout=timedelta(seconds=node.timeout_s),
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
@@ -159,8 +167,7 @@ def node_error(node_id: str, error: ActivityError) -> NodeError:
     """The module's failure as the node's error: its code (the ApplicationError type) and words."""
     cause = error.cause
     if isinstance(cause, ApplicationError):
-        return NodeError(code=cause.type or "activity_failed", message=cause.message,
-                         node_id=node_id)
+        return NodeError(code=cause.type or "activity_failed", message=cause.message, node_id=node_id)
     if isinstance(cause, TimeoutError):
         return NodeError(code="activity_timeout", message=str(cause), node_id=node_id)
     return NodeError(code="activity_failed", message=str(cause or error), node_id=node_id)

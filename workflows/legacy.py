@@ -17,8 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.graph import HEARTBEAT_TIMEOUT, NodeError, node_error
 
 #: The legacy system's own fixed policy, the same for every step.
-LEGACY_RETRY = RetryPolicy(max_attempts=3, initial_interval_s=2.0, backoff=2.0,
-                           max_interval_s=30.0)
+LEGACY_RETRY = RetryPolicy(max_attempts=3, initial_interval_s=2.0, backoff=2.0, max_interval_s=30.0)
 
 
 class LegacyPipelineInput(BaseModel):
@@ -69,31 +68,38 @@ class LegacyPipelineWorkflow:
         glb = (await self._call("cad.export_glb", step_file=step_file))["glb"]
         bbox = (await self._call("cad.compute_bbox", step_file=step_file))["bbox"]
         auto = await self._call("materials.auto_populate", objects=objects)
-        materials = await self._call("materials.resolve_map", objects=objects,
-                                     material_assignments=auto["material_assignments"])
-        template = await self._call("render.resolve_template",
-                                    product_category=input.product_category)
-        rendered = await self._call(input.plan.render_step, glb=glb, bbox=bbox,
-                                    material_map=materials["material_map"],
-                                    render_template=template["render_template"])
-        deliverables = {key: value for key, value in rendered.items()
-                        if key in DELIVERABLE_ROLES}
+        materials = await self._call(
+            "materials.resolve_map", objects=objects, material_assignments=auto["material_assignments"]
+        )
+        template = await self._call("render.resolve_template", product_category=input.product_category)
+        rendered = await self._call(
+            input.plan.render_step,
+            glb=glb,
+            bbox=bbox,
+            material_map=materials["material_map"],
+            render_template=template["render_template"],
+        )
+        deliverables = {key: value for key, value in rendered.items() if key in DELIVERABLE_ROLES}
         if input.plan.thumbnail and "still" in deliverables:
             thumbnail = await self._call("render.thumbnail", still=deliverables["still"])
             deliverables["thumbnail"] = thumbnail["thumbnail"]
-        published = await self._call("output.publish_asset", order_line_id=input.order_line_id,
-                                     **deliverables)
-        await self._call("output.notify", order_line_id=input.order_line_id,
-                         published=published["published"])
+        published = await self._call(
+            "output.publish_asset", order_line_id=input.order_line_id, **deliverables
+        )
+        await self._call("output.notify", order_line_id=input.order_line_id, published=published["published"])
 
     async def _call(self, module_key: str, **inputs: Any) -> dict[str, Any]:
         call = self._input.plan.call(module_key)
         try:
             output = await workflow.execute_activity(
-                module_key, {**inputs, "params": call.params}, result_type=dict,
+                module_key,
+                {**inputs, "params": call.params},
+                result_type=dict,
                 task_queue=self._input.task_queues[call.task_queue],
                 start_to_close_timeout=timedelta(seconds=call.timeout_s),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT, retry_policy=temporal_retry(LEGACY_RETRY))
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=temporal_retry(LEGACY_RETRY),
+            )
         except ActivityError as error:
             raise _StepFailed(node_error(module_key, error)) from None
         self._outputs[module_key] = output

@@ -46,37 +46,59 @@ class OrderLineWorkflow:
         assert plan is not None, "a legacy dispatch carries its legacy plan"
         result = await workflow.execute_child_workflow(
             LegacyPipelineWorkflow.run,
-            LegacyPipelineInput(plan=plan, step_path=order.step_path,
-                                order_line_id=order.order_line_id,
-                                product_category=order.product_category,
-                                task_queues=input.task_queues), id=child_id)
+            LegacyPipelineInput(
+                plan=plan,
+                step_path=order.step_path,
+                order_line_id=order.order_line_id,
+                product_category=order.product_category,
+                task_queues=input.task_queues,
+            ),
+            id=child_id,
+        )
         return self._result(input, [child_id], plan.artifacts(result.outputs), result.error)
 
     async def _graph(self, input: OrderLineInput) -> InvocationResult:
         own_id = workflow.info().workflow_id
         intake_plan, render_plan = input.dispatch.intake_plan, input.dispatch.graph_plan
         assert intake_plan and render_plan, "a graph dispatch carries its intake and render plans"
-        intake = await self._child(f"{own_id}-intake", intake_plan,
-                                   {"step_path": input.order.step_path}, input)
+        intake = await self._child(
+            f"{own_id}-intake", intake_plan, {"step_path": input.order.step_path}, input
+        )
         intake_artifacts = intake_plan.artifacts(intake.outputs)
         if intake.status != "completed":
             return self._result(input, [f"{own_id}-intake"], intake_artifacts, intake.error)
-        entry = order_line_entry(intake.outputs, input.order.order_line_id, input.output_type,
-                                 input.order.product_category)
+        entry = order_line_entry(
+            intake.outputs, input.order.order_line_id, input.output_type, input.order.product_category
+        )
         rendered = await self._child(f"{own_id}-render", render_plan, entry, input)
-        return self._result(input, [f"{own_id}-intake", f"{own_id}-render"],
-                            intake_artifacts + render_plan.artifacts(rendered.outputs),
-                            rendered.error)
+        return self._result(
+            input,
+            [f"{own_id}-intake", f"{own_id}-render"],
+            intake_artifacts + render_plan.artifacts(rendered.outputs),
+            rendered.error,
+        )
 
-    async def _child(self, child_id: str, plan: ExecutionPlan, entry: dict[str, Any],
-                     input: OrderLineInput) -> GraphRunResult:
+    async def _child(
+        self, child_id: str, plan: ExecutionPlan, entry: dict[str, Any], input: OrderLineInput
+    ) -> GraphRunResult:
         return await workflow.execute_child_workflow(
-            GraphWorkflow.run, GraphRunInput(plan=plan, entry=entry,
-                                             task_queues=input.task_queues), id=child_id)
+            GraphWorkflow.run,
+            GraphRunInput(plan=plan, entry=entry, task_queues=input.task_queues),
+            id=child_id,
+        )
 
-    def _result(self, input: OrderLineInput, child_ids: list[str], artifacts: list[ArtifactRef],
-                error: NodeError | None) -> InvocationResult:
+    def _result(
+        self,
+        input: OrderLineInput,
+        child_ids: list[str],
+        artifacts: list[ArtifactRef],
+        error: NodeError | None,
+    ) -> InvocationResult:
         return InvocationResult(
-            route=input.dispatch.route, status="failed" if error else "completed",
-            workflow_ids=child_ids, artifacts=artifacts, effective=input.dispatch.effective(),
-            error=error.model_dump() if error else None)
+            route=input.dispatch.route,
+            status="failed" if error else "completed",
+            workflow_ids=child_ids,
+            artifacts=artifacts,
+            effective=input.dispatch.effective(),
+            error=error.model_dump() if error else None,
+        )

@@ -27,8 +27,7 @@ from core.errors import InvalidGlbError, RenderFailedError
 from core.vocabulary import Engine, ImageFormat
 
 #: Blender's ids for our engines and image formats.
-ENGINES = {Engine.cycles: "CYCLES", Engine.eevee: "BLENDER_EEVEE",
-           Engine.workbench: "BLENDER_WORKBENCH"}
+ENGINES = {Engine.cycles: "CYCLES", Engine.eevee: "BLENDER_EEVEE", Engine.workbench: "BLENDER_WORKBENCH"}
 IMAGE_FORMATS = {ImageFormat.png: "PNG", ImageFormat.jpeg: "JPEG"}
 #: Camera direction as (azimuth from the front towards the right, elevation), in degrees.
 CAMERA_PRESETS = {
@@ -142,8 +141,9 @@ def export_blend(request: BlendJobRequest) -> dict[str, Any]:
     return {"output_path": str(output), "object_count": len(built.meshes)}
 
 
-def _build_scene(request: BlenderJobRequest, settings: RenderSettings, *,
-                 turntable: bool) -> tuple[bpy.types.Scene, Imported]:
+def _build_scene(
+    request: BlenderJobRequest, settings: RenderSettings, *, turntable: bool
+) -> tuple[bpy.types.Scene, Imported]:
     """Start an empty scene, import the GLB, then add lights, world and camera."""
     glb_path = _checked_glb(request.glb_path)
     azimuth, elevation = CAMERA_PRESETS[request.camera_preset]
@@ -283,7 +283,7 @@ def _principled(spec: Material) -> bpy.types.Material:
 
 def _srgb_to_linear(hex_colour: str) -> tuple[float, float, float]:
     """Blender's material colours are linear; orders speak sRGB hex."""
-    red, green, blue = (int(hex_colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4))
+    red, green, blue = (int(hex_colour.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4))
     return _channel_to_linear(red), _channel_to_linear(green), _channel_to_linear(blue)
 
 
@@ -292,8 +292,7 @@ def _channel_to_linear(channel: float) -> float:
     return channel / 12.92 if channel <= 0.04045 else ((channel + 0.055) / 1.055) ** 2.4
 
 
-def _add_studio_lights(scene: bpy.types.Scene, box: Box, azimuth_deg: float,
-                       strength: float = 1.0) -> None:
+def _add_studio_lights(scene: bpy.types.Scene, box: Box, azimuth_deg: float, strength: float = 1.0) -> None:
     """Add key, fill and rim area lights placed around the camera's side and sized to the part."""
     radius = box.radius
     # (name, azimuth offset from the camera, elevation, share of the key's irradiance, size)
@@ -364,8 +363,7 @@ def _samples_used(scene: bpy.types.Scene) -> int | None:
     return None
 
 
-def _set_image_output(scene: bpy.types.Scene, image_format: ImageFormat,
-                      transparent: bool) -> None:
+def _set_image_output(scene: bpy.types.Scene, image_format: ImageFormat, transparent: bool) -> None:
     """Write 8-bit PNG (RGBA when transparent) or JPEG."""
     settings = scene.render.image_settings
     settings.media_type = "IMAGE"
@@ -394,9 +392,7 @@ def _set_video_output(scene: bpy.types.Scene, fps: int) -> None:
     scene.render.use_file_extension = False
 
 
-def _animate_turntable(
-    scene: bpy.types.Scene, built: Imported, frame_count: int, degrees: float
-) -> None:
+def _animate_turntable(scene: bpy.types.Scene, built: Imported, frame_count: int, degrees: float) -> None:
     """Parent the part to a pivot at the box's centre and turn the pivot linearly about Z."""
     pivot = bpy.data.objects.new("prodgraph_turntable", None)
     pivot.location = built.box.center
@@ -448,6 +444,10 @@ def _move_single_file(folder: Path, output: Path) -> None:
 
 
 if __name__ == "__main__":
-    run_job({"still": (render_still, StillJobRequest),
-             "turntable": (render_turntable, TurntableJobRequest),
-             "blend": (export_blend, BlendJobRequest)})
+    run_job(
+        {
+            "still": (render_still, StillJobRequest),
+            "turntable": (render_turntable, TurntableJobRequest),
+            "blend": (export_blend, BlendJobRequest),
+        }
+    )

@@ -34,15 +34,18 @@ def run_job(handlers: dict[str, tuple[Handler, type[BaseModel]]]) -> None:
         _exit(EXIT_TYPED_ERROR)
     except Exception as exc:  # noqa: BLE001 - any other failure is reported, typed as internal
         traceback.print_exc()
-        _write(response_path, {"ok": False, "error": {"code": "job_internal_error",
-                                                      "message": f"{type(exc).__name__}: {exc}"}})
+        _write(
+            response_path,
+            {"ok": False, "error": {"code": "job_internal_error", "message": f"{type(exc).__name__}: {exc}"}},
+        )
         _exit(1)
     _write(response_path, {"ok": True, "result": result})
     _exit(0)
 
 
-def _handle(handlers: dict[str, tuple[Handler, type[BaseModel]]], op: str,
-            request_json: str) -> dict[str, Any]:
+def _handle(
+    handlers: dict[str, tuple[Handler, type[BaseModel]]], op: str, request_json: str
+) -> dict[str, Any]:
     """Read the request into the op's contract model and run the op."""
     if op not in handlers:
         raise ContractViolationError(f"unknown job op {op!r}; known: {', '.join(sorted(handlers))}")

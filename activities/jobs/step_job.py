@@ -60,13 +60,26 @@ ABSURD_COORDINATE_MM = 1e7
 MIN_LINEAR_DEFLECTION_MM = 0.001
 
 _UNIT_NAMES = {
-    "millimetre": "mm", "millimeter": "mm", "mm": "mm",
-    "centimetre": "cm", "centimeter": "cm", "cm": "cm",
-    "metre": "m", "meter": "m", "m": "m",
-    "kilometre": "km", "kilometer": "km", "km": "km",
-    "micrometre": "um", "micrometer": "um", "micron": "um",
-    "inch": "inch", "in": "inch",
-    "foot": "ft", "feet": "ft", "ft": "ft",
+    "millimetre": "mm",
+    "millimeter": "mm",
+    "mm": "mm",
+    "centimetre": "cm",
+    "centimeter": "cm",
+    "cm": "cm",
+    "metre": "m",
+    "meter": "m",
+    "m": "m",
+    "kilometre": "km",
+    "kilometer": "km",
+    "km": "km",
+    "micrometre": "um",
+    "micrometer": "um",
+    "micron": "um",
+    "inch": "inch",
+    "in": "inch",
+    "foot": "ft",
+    "feet": "ft",
+    "ft": "ft",
     "mil": "mil",
 }
 
@@ -110,8 +123,7 @@ def _preflight(path: Path) -> bool:
     if not body.startswith(STEP_MAGIC):
         kind = next((name for magic, name in _FILE_MAGICS.items() if head.startswith(magic)), None)
         hint = f"; it looks like {kind}" if kind else ""
-        raise InvalidCadFileError(
-                       f"{path.name}: not a STEP file (no ISO-10303-21 header){hint}")
+        raise InvalidCadFileError(f"{path.name}: not a STEP file (no ISO-10303-21 header){hint}")
     return head.startswith(UTF8_BOM)
 
 
@@ -145,8 +157,11 @@ def _document_unit_m(doc: TDocStd_Document) -> float:
     """Metres per document length unit (OCCT converts STEP lengths to mm on import)."""
     root, unit = doc.Main().Root(), XCAFDoc_LengthUnit()
     # Ask first: OCP's FindAttribute crashes when the attribute is missing (seen on names).
-    if root.IsAttribute(XCAFDoc_LengthUnit.GetID_s()) and root.FindAttribute(
-            XCAFDoc_LengthUnit.GetID_s(), unit) and not unit.IsEmpty():
+    if (
+        root.IsAttribute(XCAFDoc_LengthUnit.GetID_s())
+        and root.FindAttribute(XCAFDoc_LengthUnit.GetID_s(), unit)
+        and not unit.IsEmpty()
+    ):
         return unit.GetUnitValue()
     return 0.001
 
@@ -231,8 +246,9 @@ def _read(source: Path, name: str, with_tessellation: bool) -> _Loaded:
         truncated = _looks_truncated(source)
         hint = "; the file looks truncated (no END-ISO-10303-21)" if truncated else ""
         raise InvalidCadFileError(
-                       f"{name}: STEP syntax error, the file could not be parsed "
-                       f"(reader status {status.name}){hint}{_with_first(fails)}")
+            f"{name}: STEP syntax error, the file could not be parsed "
+            f"(reader status {status.name}){hint}{_with_first(fails)}"
+        )
     try:
         reader.Transfer(doc)
     except Standard_Failure as exc:
@@ -240,16 +256,18 @@ def _read(source: Path, name: str, with_tessellation: bool) -> _Loaded:
     roots = _free_shapes(doc)
     if not roots:
         raise InvalidCadFileError(
-                       f"{name}: STEP file contains no geometry (no solids or faces) "
-                       f"and no product structure{_with_first(fails)}")
+            f"{name}: STEP file contains no geometry (no solids or faces) "
+            f"and no product structure{_with_first(fails)}"
+        )
     if fails:
         # A damaged file can transfer "successfully" with parts missing (OCCT 7.9 builds 2 of
         # 29 faces of a solid whose point is gone); only judge files the parser complained about.
         declared, built = _declared_solids(reader), _built_solids(roots)
         if built < declared:
             raise InvalidCadFileError(
-                           f"{name}: STEP file is damaged, only {built} of {declared} "
-                           f"solids could be built{_with_first(fails)}")
+                f"{name}: STEP file is damaged, only {built} of {declared} "
+                f"solids could be built{_with_first(fails)}"
+            )
     return _Loaded(doc, roots, _document_unit_m(doc), _source_unit(reader))
 
 
@@ -320,18 +338,17 @@ def _require_geometry(loaded: _Loaded, name: str) -> Bnd_Box:
     try:
         box, faces = _faces_box(_root_shapes(loaded))
     except Standard_Failure as exc:
-        raise InvalidCadFileError(
-                       f"{name}: geometry is corrupt (bounding box failed: {exc})") from exc
+        raise InvalidCadFileError(f"{name}: geometry is corrupt (bounding box failed: {exc})") from exc
     if faces == 0:
-        raise InvalidCadFileError(
-                       f"{name}: STEP file contains no geometry (no solids or faces)")
+        raise InvalidCadFileError(f"{name}: STEP file contains no geometry (no solids or faces)")
     if box.IsVoid():
         raise InvalidCadFileError(f"{name}: geometry is corrupt (empty bounding box)")
     limit = ABSURD_COORDINATE_MM * 0.001 / loaded.unit_m
     low, high = _corners(box)
     if any(not math.isfinite(v) or abs(v) > limit for v in low + high):
-        raise InvalidCadFileError(f"{name}: geometry is corrupt "
-                       f"(coordinates beyond {ABSURD_COORDINATE_MM:g} mm)")
+        raise InvalidCadFileError(
+            f"{name}: geometry is corrupt (coordinates beyond {ABSURD_COORDINATE_MM:g} mm)"
+        )
     return box
 
 
@@ -418,17 +435,19 @@ def _visit(walk: _Walk, label: TDF_Label, parent_path: str | None, used: Counter
     is_assembly = XCAFDoc_ShapeTool.IsAssembly_s(product)
     # An instance's label holds its placement; a root's placement sits on its shape.
     location = XCAFDoc_ShapeTool.GetLocation_s(label) if is_instance else shape.Location()
-    walk.objects.append({
-        "name": name,
-        "instance_name": instance_name,
-        "path": path,
-        "parent_path": parent_path,
-        "kind": "assembly" if is_assembly else "part",
-        "color": _color(label if is_instance else None, product),
-        "transform": _transform(location, walk.unit_m),
-        "solid_count": _count(shape, TopAbs_SOLID),
-        "face_count": _count(shape, TopAbs_FACE),
-    })
+    walk.objects.append(
+        {
+            "name": name,
+            "instance_name": instance_name,
+            "path": path,
+            "parent_path": parent_path,
+            "kind": "assembly" if is_assembly else "part",
+            "color": _color(label if is_instance else None, product),
+            "transform": _transform(location, walk.unit_m),
+            "solid_count": _count(shape, TopAbs_SOLID),
+            "face_count": _count(shape, TopAbs_FACE),
+        }
+    )
     if is_assembly:
         child_names: Counter[str] = Counter()
         for child in _children(product):
@@ -457,9 +476,11 @@ def compute_bbox(request: StepJobRequest) -> dict[str, Any]:
     loaded = _load(request.step_path)
     box = _require_geometry(loaded, Path(request.step_path).name)
     low, high = _corners(box)
-    return {"min": [_metres(v, loaded.unit_m) for v in low],
-            "max": [_metres(v, loaded.unit_m) for v in high],
-            "unit": "m"}
+    return {
+        "min": [_metres(v, loaded.unit_m) for v in low],
+        "max": [_metres(v, loaded.unit_m) for v in high],
+        "unit": "m",
+    }
 
 
 def _metres(value: float, unit_m: float) -> float:
@@ -476,16 +497,20 @@ def _deflection(tessellation: ExportGlbParams, part_box: Bnd_Box, unit_m: float)
     if tessellation.linear_deflection_mm is not None:
         return max(tessellation.linear_deflection_mm, MIN_LINEAR_DEFLECTION_MM) / mm_per_unit
     low, high = _corners(part_box)
-    return max(math.dist(low, high) * tessellation.relative_deflection,
-               MIN_LINEAR_DEFLECTION_MM / mm_per_unit)
+    return max(
+        math.dist(low, high) * tessellation.relative_deflection, MIN_LINEAR_DEFLECTION_MM / mm_per_unit
+    )
 
 
 def _part_shapes(doc: TDocStd_Document) -> list[TopoDS_Shape]:
     """Each product's own (unplaced) shape, assemblies left out."""
     labels = TDF_LabelSequence()
     _shape_tool(doc).GetShapes(labels)
-    return [XCAFDoc_ShapeTool.GetShape_s(labels.Value(i)) for i in range(1, labels.Length() + 1)
-            if not XCAFDoc_ShapeTool.IsAssembly_s(labels.Value(i))]
+    return [
+        XCAFDoc_ShapeTool.GetShape_s(labels.Value(i))
+        for i in range(1, labels.Length() + 1)
+        if not XCAFDoc_ShapeTool.IsAssembly_s(labels.Value(i))
+    ]
 
 
 def _mesh(loaded: _Loaded, tessellation: ExportGlbParams) -> None:
@@ -526,7 +551,7 @@ def _glb_json(glb_path: Path) -> dict[str, Any]:
     chunk_length, chunk_type = struct.unpack_from("<II", data, 12)
     if magic != b"glTF" or chunk_type != 0x4E4F534A:
         raise RuntimeError(f"{glb_path} is not a binary glTF file")
-    return json.loads(data[20:20 + chunk_length])
+    return json.loads(data[20 : 20 + chunk_length])
 
 
 def _triangle_count(gltf: dict[str, Any]) -> int:
@@ -556,11 +581,18 @@ def export_glb(request: GlbJobRequest) -> dict[str, Any]:
     _write_glb(loaded, partial)
     gltf = _glb_json(partial)
     partial.replace(glb_path)
-    return {"glb_path": str(glb_path),
-            "node_names": [node.get("name", "") for node in gltf.get("nodes", [])],
-            "triangle_count": _triangle_count(gltf)}
+    return {
+        "glb_path": str(glb_path),
+        "node_names": [node.get("name", "") for node in gltf.get("nodes", [])],
+        "triangle_count": _triangle_count(gltf),
+    }
 
 
 if __name__ == "__main__":
-    run_job({"extract": (extract, StepJobRequest), "glb": (export_glb, GlbJobRequest),
-             "bbox": (compute_bbox, StepJobRequest)})
+    run_job(
+        {
+            "extract": (extract, StepJobRequest),
+            "glb": (export_glb, GlbJobRequest),
+            "bbox": (compute_bbox, StepJobRequest),
+        }
+    )

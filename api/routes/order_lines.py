@@ -43,22 +43,29 @@ class OrderLineStatus(BaseModel):
 
 
 @router.post("", response_model=OrderLineLaunched, status_code=202)
-async def launch_order_line(request: OrderLineRequest, session: SessionDep, catalog: CatalogDep,
-                            temporal: TemporalDep) -> OrderLineLaunched:
+async def launch_order_line(
+    request: OrderLineRequest, session: SessionDep, catalog: CatalogDep, temporal: TemporalDep
+) -> OrderLineLaunched:
     """Dispatch through the output type (legacy, graph; shadow is refused) and start the run."""
-    output_type, plan = dispatch_order_line(session, catalog, request.output_type,
-                                            request.invocation_params)
+    output_type, plan = dispatch_order_line(session, catalog, request.output_type, request.invocation_params)
     order = OrderLine(**request.model_dump(exclude={"output_type"}))
     handle = await start_order_line(temporal, plan, order, output_type.slug)
-    return OrderLineLaunched(workflow_id=handle.id, route=plan.route,
-                             artifact_kinds=plan.artifact_kinds,
-                             temporal_ui=temporal.workflow_url(handle.id),
-                             effective=plan.effective())
+    return OrderLineLaunched(
+        workflow_id=handle.id,
+        route=plan.route,
+        artifact_kinds=plan.artifact_kinds,
+        temporal_ui=temporal.workflow_url(handle.id),
+        effective=plan.effective(),
+    )
 
 
 @router.get("/{workflow_id}", response_model=OrderLineStatus)
 async def order_line_status(workflow_id: str, temporal: TemporalDep) -> OrderLineStatus:
     """Status of a launched order line, with its result when it has ended."""
     status, result = await order_line_state(temporal, workflow_id)
-    return OrderLineStatus(workflow_id=workflow_id, status=status.name.lower(),
-                           temporal_ui=temporal.workflow_url(workflow_id), result=result)
+    return OrderLineStatus(
+        workflow_id=workflow_id,
+        status=status.name.lower(),
+        temporal_ui=temporal.workflow_url(workflow_id),
+        result=result,
+    )

@@ -69,8 +69,7 @@ def get_output_type(slug: str, session: SessionDep, catalog: CatalogDep) -> Outp
 
 
 @router.post("", response_model=OutputTypeEnvelope, status_code=201)
-def create_output_type(body: OutputTypeIn, session: SessionDep,
-                       catalog: CatalogDep) -> OutputTypeEnvelope:
+def create_output_type(body: OutputTypeIn, session: SessionDep, catalog: CatalogDep) -> OutputTypeEnvelope:
     """Create an output type; drafts are saved with their report (next_step, missing).
 
     A graph or shadow rollout with any problem is refused with 422 naming the fields.
@@ -90,8 +89,9 @@ def create_output_type(body: OutputTypeIn, session: SessionDep,
 
 
 @router.patch("/{slug}", response_model=OutputTypeEnvelope)
-def update_output_type(slug: str, body: OutputTypePatch, session: SessionDep,
-                       catalog: CatalogDep) -> OutputTypeEnvelope:
+def update_output_type(
+    slug: str, body: OutputTypePatch, session: SessionDep, catalog: CatalogDep
+) -> OutputTypeEnvelope:
     """Change some fields; the same rules as creation apply to the result."""
     row = require_output_type(session, slug)
     changes = body.model_dump(exclude_unset=True)
@@ -107,9 +107,12 @@ def update_output_type(slug: str, body: OutputTypePatch, session: SessionDep,
 
 
 @router.post("/{slug}/validate", response_model=ProfileReport)
-def validate_output_type(slug: str, session: SessionDep, catalog: CatalogDep,
-                         changes: Annotated[OutputTypePatch | None, Body()] = None
-                         ) -> ProfileReport:
+def validate_output_type(
+    slug: str,
+    session: SessionDep,
+    catalog: CatalogDep,
+    changes: Annotated[OutputTypePatch | None, Body()] = None,
+) -> ProfileReport:
     """Validate the stored output type, or (with a body) it with those changes, saving nothing."""
     row = require_output_type(session, slug)
     profile = _merged(row, changes.model_dump(exclude_unset=True) if changes else {})
@@ -117,8 +120,9 @@ def validate_output_type(slug: str, session: SessionDep, catalog: CatalogDep,
 
 
 @router.post("/{slug}/dispatch-plan", response_model=DispatchPlanSummary)
-def dispatch_plan(slug: str, session: SessionDep, catalog: CatalogDep,
-                  body: DispatchPlanRequest | None = None) -> DispatchPlanSummary:
+def dispatch_plan(
+    slug: str, session: SessionDep, catalog: CatalogDep, body: DispatchPlanRequest | None = None
+) -> DispatchPlanSummary:
     """Where an order line would go and with which parameters (pure planning, nothing runs).
 
     Refusals: 409 `dispatch_refused` (inactive, shadow, invalid graph profile) naming the
@@ -130,10 +134,14 @@ def dispatch_plan(slug: str, session: SessionDep, catalog: CatalogDep,
     plan = plan_dispatch(row, workflow_for(session, row), catalog, params)
     graph = plan.graph_plan
     return DispatchPlanSummary(
-        slug=row.slug, route=plan.route, artifact_kinds=plan.artifact_kinds,
+        slug=row.slug,
+        route=plan.route,
+        artifact_kinds=plan.artifact_kinds,
         workflow_id=graph.workflow_id if graph else None,
         workflow_version=graph.workflow_version if graph else None,
-        catalog_version=catalog.version, effective=plan.effective())
+        catalog_version=catalog.version,
+        effective=plan.effective(),
+    )
 
 
 def _report(session: Session, catalog: Catalog, profile: OutputTypeBase) -> ProfileReport:
@@ -146,9 +154,10 @@ def _checked(session: Session, catalog: Catalog, profile: OutputTypeBase) -> Pro
     if profile.rollout in GRAPH_ROLLOUTS and not report.valid:
         first = report.problems[0]
         raise InvalidOutputTypeError(
-            f"rollout {profile.rollout.value!r} needs a valid profile; {first.field}: "
-            f"{first.message}", problems=[problem.model_dump() for problem in report.problems],
-            field=first.field)
+            f"rollout {profile.rollout.value!r} needs a valid profile; {first.field}: {first.message}",
+            problems=[problem.model_dump() for problem in report.problems],
+            field=first.field,
+        )
     return report
 
 
@@ -159,7 +168,8 @@ def _merged(row: OutputType, changes: dict[str, Any]) -> OutputTypeCreate:
         return OutputTypeCreate.model_validate({**current, **changes})
     except ValidationError as exc:
         raise RequestValidationError(
-            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]) from None
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        ) from None
 
 
 def _envelope(row: OutputType, report: ProfileReport) -> OutputTypeEnvelope:

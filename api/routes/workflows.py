@@ -31,8 +31,12 @@ from registry.validation import Problem, ValidationReport, validate_document
 router = APIRouter(prefix="/api/workflows", tags=["workflows"], responses=ERROR_RESPONSES)
 
 #: OpenAPI body of the routes that read raw JSON themselves (any shape is accepted).
-ANY_JSON_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"description": "a workflow definition, any shape"}}}}}
+ANY_JSON_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"description": "a workflow definition, any shape"}}},
+    }
+}
 
 
 class RawJson:
@@ -66,18 +70,22 @@ def etag_matches(header: str | None, catalog: Catalog) -> bool:
 
 
 @router.get("/node-definitions", response_model=NodeDefinitionList)
-def node_definitions(catalog: CatalogDep, response: Response,
-                     family: Annotated[str | None, Query()] = None,
-                     if_none_match: Annotated[str | None, Header()] = None) -> Any:
+def node_definitions(
+    catalog: CatalogDep,
+    response: Response,
+    family: Annotated[str | None, Query()] = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Any:
     """The palette (optionally one family's), with ETag = the catalogue version; 304 if unchanged."""
     if family is not None and family not in catalog.families:
-        raise NotFoundError(f"family {family!r} does not exist; choose one of "
-                       f"{', '.join(sorted(catalog.families))}", field="family")
+        raise NotFoundError(
+            f"family {family!r} does not exist; choose one of {', '.join(sorted(catalog.families))}",
+            field="family",
+        )
     if if_none_match and etag_matches(if_none_match, catalog):
         return Response(status_code=304, headers={"ETag": etag_of(catalog)})
     response.headers["ETag"] = etag_of(catalog)
-    return NodeDefinitionList(catalog_version=catalog.version,
-                              node_definitions=catalog.list(family))
+    return NodeDefinitionList(catalog_version=catalog.version, node_definitions=catalog.list(family))
 
 
 @router.get("/families", response_model=list[FamilyPublic])
@@ -103,8 +111,9 @@ def validate(body: RawJsonDep, session: SessionDep, catalog: CatalogDep) -> Defi
     """
     if body.error is not None:
         problem = Problem(code="invalid_json", path="$", message=f"not JSON: {body.error}")
-        return DefinitionValidation(valid=False, errors=[problem], warnings=[],
-                                    catalog_version=catalog.version)
+        return DefinitionValidation(
+            valid=False, errors=[problem], warnings=[], catalog_version=catalog.version
+        )
     report = validate_document(body.value, catalog)
     claimed = _claimed_version(body.value)
     change = catalog_change(session, claimed, catalog, body.value) if claimed else None
@@ -112,39 +121,52 @@ def validate(body: RawJsonDep, session: SessionDep, catalog: CatalogDep) -> Defi
 
 
 @router.get("/definitions", response_model=list[DefinitionSummary])
-def list_definitions(session: SessionDep, catalog: CatalogDep,
-                     family: Annotated[str | None, Query()] = None) -> list[DefinitionSummary]:
+def list_definitions(
+    session: SessionDep, catalog: CatalogDep, family: Annotated[str | None, Query()] = None
+) -> list[DefinitionSummary]:
     """Every stored definition id at its latest version, with all its versions."""
     summaries = []
     for definition_id, versions in versions_by_id(session).items():
         record = require_record(session, definition_id, versions[-1])
         if family is None or record.family == family:
-            summaries.append(DefinitionSummary(
-                id=record.id, version=record.version, versions=versions, family=record.family,
-                name=record.name, catalog_version=record.catalog_version,
-                catalog_current=record.catalog_version == catalog.version,
-                created_at=record.created_at))
+            summaries.append(
+                DefinitionSummary(
+                    id=record.id,
+                    version=record.version,
+                    versions=versions,
+                    family=record.family,
+                    name=record.name,
+                    catalog_version=record.catalog_version,
+                    catalog_current=record.catalog_version == catalog.version,
+                    created_at=record.created_at,
+                )
+            )
     return summaries
 
 
 @router.get("/definitions/{definition_id}", response_model=DefinitionPublic)
-def get_definition(definition_id: str, session: SessionDep,
-                   catalog: CatalogDep) -> DefinitionPublic:
+def get_definition(definition_id: str, session: SessionDep, catalog: CatalogDep) -> DefinitionPublic:
     """The latest version of a definition."""
     return _public(require_record(session, definition_id), catalog)
 
 
 @router.get("/definitions/{definition_id}/versions/{version}", response_model=DefinitionPublic)
-def get_definition_version(definition_id: str, version: int, session: SessionDep,
-                           catalog: CatalogDep) -> DefinitionPublic:
+def get_definition_version(
+    definition_id: str, version: int, session: SessionDep, catalog: CatalogDep
+) -> DefinitionPublic:
     """One stored version of a definition."""
     return _public(require_record(session, definition_id, version), catalog)
 
 
-@router.post("/definitions", response_model=DefinitionSaved, status_code=201,
-             responses={412: {"model": ErrorResponse}})
-def save_definition(document: Annotated[Any, Body()], session: SessionDep, catalog: CatalogDep,
-                    if_match: Annotated[str | None, Header()] = None) -> DefinitionSaved:
+@router.post(
+    "/definitions", response_model=DefinitionSaved, status_code=201, responses={412: {"model": ErrorResponse}}
+)
+def save_definition(
+    document: Annotated[Any, Body()],
+    session: SessionDep,
+    catalog: CatalogDep,
+    if_match: Annotated[str | None, Header()] = None,
+) -> DefinitionSaved:
     """Validate and store a definition as a new immutable version.
 
     Versions are assigned here: the first save of an id is version 1, every later save of
@@ -165,7 +187,8 @@ def save_definition(document: Annotated[Any, Body()], session: SessionDep, catal
     _refuse_stale(session, catalog, document, if_match, report)
     _refuse_invalid(report)
     definition = WorkflowDefinition.model_validate(document).model_copy(
-        update={"catalog_version": catalog.version})
+        update={"catalog_version": catalog.version}
+    )
     record = _store(session, definition, catalog)
     return DefinitionSaved(definition=_public(record, catalog), validation=report)
 
@@ -175,8 +198,9 @@ def _claimed_version(document: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _refuse_stale(session: Session, catalog: Catalog, document: Any, if_match: str | None,
-                  report: ValidationReport) -> None:
+def _refuse_stale(
+    session: Session, catalog: Catalog, document: Any, if_match: str | None, report: ValidationReport
+) -> None:
     precondition_failed = if_match is not None and not etag_matches(if_match, catalog)
     claimed = _claimed_version(document)
     if claimed is not None and claimed != catalog.version:
@@ -191,8 +215,11 @@ def _refuse_stale(session: Session, catalog: Catalog, document: Any, if_match: s
         f"{catalog.version!r}; review catalog_changed and resend with the current version",
         status=412 if precondition_failed else 409,
         problems=[problem.model_dump() for problem in report.errors],
-        details={"catalog_changed": change.model_dump() if change else None,
-                 "validation": report.model_dump()})
+        details={
+            "catalog_changed": change.model_dump() if change else None,
+            "validation": report.model_dump(),
+        },
+    )
 
 
 def _refuse_invalid(report: ValidationReport) -> None:
@@ -201,31 +228,43 @@ def _refuse_invalid(report: ValidationReport) -> None:
     first = report.errors[0]
     error = InvalidDefinitionError(
         f"the definition is invalid ({len(report.errors)} problems); first: {first.message}",
-        problems=[problem.model_dump() for problem in report.errors])
+        problems=[problem.model_dump() for problem in report.errors],
+    )
     error.node_id, error.field = first.node_id, first.path
     raise error
 
 
-def _store(session: Session, definition: WorkflowDefinition,
-           catalog: Catalog) -> WorkflowDefinitionRecord:
+def _store(session: Session, definition: WorkflowDefinition, catalog: Catalog) -> WorkflowDefinitionRecord:
     record = WorkflowDefinitionRecord(
-        id=definition.id, version=definition.version, family=definition.family,
-        name=definition.name, document=definition.model_dump(mode="json"),
-        catalog_version=catalog.version)
+        id=definition.id,
+        version=definition.version,
+        family=definition.family,
+        name=definition.name,
+        document=definition.model_dump(mode="json"),
+        catalog_version=catalog.version,
+    )
     session.add(record)
     try:
         session.commit()
     except IntegrityError:
         session.rollback()
-        raise ConflictError(f"version {definition.version} of {definition.id!r} was saved "
-                       f"concurrently; resend to get the next version", field="version") from None
+        raise ConflictError(
+            f"version {definition.version} of {definition.id!r} was saved "
+            f"concurrently; resend to get the next version",
+            field="version",
+        ) from None
     session.refresh(record)
     return record
 
 
 def _public(record: WorkflowDefinitionRecord, catalog: Catalog) -> DefinitionPublic:
     return DefinitionPublic(
-        id=record.id, version=record.version, family=record.family, name=record.name,
+        id=record.id,
+        version=record.version,
+        family=record.family,
+        name=record.name,
         catalog_version=record.catalog_version,
-        catalog_current=record.catalog_version == catalog.version, created_at=record.created_at,
-        definition=WorkflowDefinition.model_validate(record.document))
+        catalog_current=record.catalog_version == catalog.version,
+        created_at=record.created_at,
+        definition=WorkflowDefinition.model_validate(record.document),
+    )

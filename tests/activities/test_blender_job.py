@@ -29,9 +29,11 @@ pytestmark = pytest.mark.blender
 REPO = Path(__file__).resolve().parents[2]
 SMALL = {"width": 160, "height": 120, "samples": 8}
 UNIT_BOX = {"min": [-0.01, -0.01, -0.01], "max": [0.01, 0.01, 0.01]}
-REQUESTS = {"still": (StillJobRequest, BlenderStillParams),
-            "turntable": (TurntableJobRequest, BlenderTurntableParams),
-            "blend": (BlendJobRequest, ExportBlendParams)}
+REQUESTS = {
+    "still": (StillJobRequest, BlenderStillParams),
+    "turntable": (TurntableJobRequest, BlenderTurntableParams),
+    "blend": (BlendJobRequest, ExportBlendParams),
+}
 
 
 def _bbox_of(glb: Path) -> dict[str, list[float]]:
@@ -44,22 +46,24 @@ def _request(op: str, fields: dict[str, Any]) -> BlenderJobRequest:
     """The contract model the op reads, as the render activity builds it (studio_grey look
     unless the fields name a template)."""
     model, params = REQUESTS[op]
-    settings = params(**{name: value for name, value in fields.items()
-                         if name in params.model_fields})
+    settings = params(**{name: value for name, value in fields.items() if name in params.model_fields})
     template = TEMPLATES[fields.get("template", "studio_grey")]
-    return model(glb_path=fields["glb_path"], output_path=fields["output_path"],
-                 bbox=fields.get("bbox") or _bbox_of(Path(fields["glb_path"])), material_map={},
-                 template=template,
-                 camera_preset=settings.camera_preset or template.camera_preset,
-                 settings=settings)
+    return model(
+        glb_path=fields["glb_path"],
+        output_path=fields["output_path"],
+        bbox=fields.get("bbox") or _bbox_of(Path(fields["glb_path"])),
+        material_map={},
+        template=template,
+        camera_preset=settings.camera_preset or template.camera_preset,
+        settings=settings,
+    )
 
 
 def _run(op: str, request: dict[str, Any], tmp_path: Path) -> tuple[int, dict[str, Any]]:
     """Run the job once and return its exit code and response document."""
     request_path, response_path = tmp_path / f"{op}-request.json", tmp_path / f"{op}-response.json"
     request_path.write_text(_request(op, request).model_dump_json())
-    command = [sys.executable, "-m", "activities.jobs.blender_job", op,
-               str(request_path), str(response_path)]
+    command = [sys.executable, "-m", "activities.jobs.blender_job", op, str(request_path), str(response_path)]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert response_path.exists(), done.stderr[-3000:]
     return done.returncode, json.loads(response_path.read_text())
@@ -68,7 +72,8 @@ def _run(op: str, request: dict[str, Any], tmp_path: Path) -> tuple[int, dict[st
 def _coloured(material_rgb: list[int]) -> trimesh.visual.TextureVisuals:
     """A matte PBR material of one colour."""
     material = trimesh.visual.material.PBRMaterial(
-        baseColorFactor=[*material_rgb, 255], metallicFactor=0.0, roughnessFactor=0.6)
+        baseColorFactor=[*material_rgb, 255], metallicFactor=0.0, roughnessFactor=0.6
+    )
     return trimesh.visual.TextureVisuals(material=material)
 
 
@@ -99,8 +104,7 @@ def _masks(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def test_still_shows_both_coloured_parts_on_a_grey_background(glb: Path, tmp_path: Path) -> None:
     output = tmp_path / "renders" / "still #1.png"
-    code, response = _run("still", {"glb_path": str(glb), "output_path": str(output), **SMALL},
-                          tmp_path)
+    code, response = _run("still", {"glb_path": str(glb), "output_path": str(output), **SMALL}, tmp_path)
 
     assert code == 0, response
     result = response["result"]
@@ -120,8 +124,13 @@ def test_still_shows_both_coloured_parts_on_a_grey_background(glb: Path, tmp_pat
 
 def test_transparent_still_has_clear_background_and_opaque_parts(glb: Path, tmp_path: Path) -> None:
     output = tmp_path / "transparent.png"
-    request = {"glb_path": str(glb), "output_path": str(output), "transparent_background": True,
-               "camera_preset": "iso", **SMALL}
+    request = {
+        "glb_path": str(glb),
+        "output_path": str(output),
+        "transparent_background": True,
+        "camera_preset": "iso",
+        **SMALL,
+    }
     code, response = _run("still", request, tmp_path)
 
     assert code == 0, response
@@ -138,8 +147,15 @@ def test_jpeg_top_view_with_given_bbox(glb: Path, tmp_path: Path) -> None:
     output = tmp_path / "top.jpg"
     bbox = {"min": [-0.01, -0.005, 0.0], "max": [0.015, 0.005, 0.01]}
     # The dark studio: a bright backdrop lights a top view until the colours wash out.
-    request = {"glb_path": str(glb), "output_path": str(output), "image_format": "jpeg",
-               "camera_preset": "top", "bbox": bbox, "template": "studio_dark", **SMALL}
+    request = {
+        "glb_path": str(glb),
+        "output_path": str(output),
+        "image_format": "jpeg",
+        "camera_preset": "top",
+        "bbox": bbox,
+        "template": "studio_dark",
+        **SMALL,
+    }
     code, response = _run("still", request, tmp_path)
 
     assert code == 0, response
@@ -153,8 +169,9 @@ def test_invalid_glb_is_a_typed_error(content: bytes | None, tmp_path: Path) -> 
     glb = tmp_path / "broken.glb"
     if content is not None:
         glb.write_bytes(content)
-    code, response = _run("still", {"glb_path": str(glb), "output_path": str(tmp_path / "x.png"),
-                                    "bbox": UNIT_BOX}, tmp_path)
+    code, response = _run(
+        "still", {"glb_path": str(glb), "output_path": str(tmp_path / "x.png"), "bbox": UNIT_BOX}, tmp_path
+    )
 
     assert code == 3
     assert response["error"]["code"] == "invalid_glb"
@@ -164,8 +181,15 @@ def test_invalid_glb_is_a_typed_error(content: bytes | None, tmp_path: Path) -> 
 
 def test_turntable_writes_an_mp4(glb: Path, tmp_path: Path) -> None:
     output = tmp_path / "turntable.mp4"
-    request = {"glb_path": str(glb), "output_path": str(output), "width": 96, "height": 96,
-               "samples": 4, "frame_count": 6, "fps": 12}
+    request = {
+        "glb_path": str(glb),
+        "output_path": str(output),
+        "width": 96,
+        "height": 96,
+        "samples": 4,
+        "frame_count": 6,
+        "fps": 12,
+    }
     code, response = _run("turntable", request, tmp_path)
 
     assert code == 0, response

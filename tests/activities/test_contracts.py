@@ -37,10 +37,13 @@ def test_an_h264_turntable_cannot_be_transparent():
 
 def test_the_validator_names_the_node_and_field_before_anything_runs():
     definition = starter("order-turntable-v1")
-    nodes = [node.model_copy(update={"params": {**node.params, "width": 641}})
-             if node.step == "render.blender_turntable" else node for node in definition.nodes]
-    report = validate_definition(definition.model_copy(update={"nodes": nodes}),
-                                 default_catalog())
+    nodes = [
+        node.model_copy(update={"params": {**node.params, "width": 641}})
+        if node.step == "render.blender_turntable"
+        else node
+        for node in definition.nodes
+    ]
+    report = validate_definition(definition.model_copy(update={"nodes": nodes}), default_catalog())
     problem = next(problem for problem in report.errors if problem.code == "invalid_params")
     turntable = next(node.id for node in nodes if node.step == "render.blender_turntable")
     assert problem.node_id == turntable and problem.path.endswith("params.width")
@@ -50,9 +53,12 @@ def test_the_validator_names_the_node_and_field_before_anything_runs():
 async def test_a_module_error_leaves_the_module_as_a_typed_application_error():
     module = MaterialActivities()
     with pytest.raises(ApplicationError) as failed:
-        await module.resolve_map(ResolveMapInput(
-            objects=[{"name": "p", "path": "p", "kind": "part"}],
-            params=ResolveMapParams(material_override="unobtainium")))
+        await module.resolve_map(
+            ResolveMapInput(
+                objects=[{"name": "p", "path": "p", "kind": "part"}],
+                params=ResolveMapParams(material_override="unobtainium"),
+            )
+        )
     assert (failed.value.type, failed.value.non_retryable) == ("unknown_material", True)
     assert "unobtainium" in failed.value.message
 

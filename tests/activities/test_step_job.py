@@ -82,7 +82,10 @@ def run_job(op: str, request: dict[str, Any], folder: Path) -> tuple[int, dict[s
     response_path.unlink(missing_ok=True)
     done = subprocess.run(
         [sys.executable, "-m", "activities.jobs.step_job", op, str(request_path), str(response_path)],
-        cwd=REPO, capture_output=True, timeout=JOB_TIMEOUT_S, check=False,
+        cwd=REPO,
+        capture_output=True,
+        timeout=JOB_TIMEOUT_S,
+        check=False,
     )
     response = json.loads(response_path.read_text()) if response_path.exists() else None
     return done.returncode, response
@@ -93,8 +96,9 @@ def job_request(op: str, fields: dict[str, Any]) -> StepJobRequest:
     if op != "glb":
         return StepJobRequest(step_path=fields["step_path"])
     quality = {name: fields[name] for name in ExportGlbParams.model_fields if name in fields}
-    return GlbJobRequest(step_path=fields["step_path"], glb_path=fields["glb_path"],
-                         tessellation=ExportGlbParams(**quality))
+    return GlbJobRequest(
+        step_path=fields["step_path"], glb_path=fields["glb_path"], tessellation=ExportGlbParams(**quality)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +168,7 @@ def glb_document(path: Path) -> dict[str, Any]:
     data = path.read_bytes()
     assert data[:4] == b"glTF"
     (length,) = struct.unpack_from("<I", data, 12)
-    return json.loads(data[20:20 + length])
+    return json.loads(data[20 : 20 + length])
 
 
 def world_matrices(result: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -220,8 +224,13 @@ def test_extract_nested_assembly(step_result: StepResult) -> None:
     assert nuts["as1/rod-assembly/nut[2]"]["instance_name"] == "nut_2"
     assert nuts["as1/l-bracket-assembly[2]/nut-bolt-assembly[3]/bolt"]["name"] == "bolt"
     colours = {p["name"]: p["color"] for p in parts}
-    assert colours == {"nut": "#ff0000", "bolt": "#0000ff", "l-bracket": "#00ff00",
-                       "rod": "#ff8000", "plate": "#ccff00"}
+    assert colours == {
+        "nut": "#ff0000",
+        "bolt": "#0000ff",
+        "l-bracket": "#00ff00",
+        "rod": "#ff8000",
+        "plate": "#ccff00",
+    }
     rod_assembly = by_path(result)["as1/rod-assembly"]["transform"]
     assert rod_assembly[3::4][:3] == pytest.approx([-0.010, 0.075, 0.060])  # metres
 
@@ -234,16 +243,29 @@ def test_extract_flat_inch_assembly(step_result: StepResult) -> None:
     parts = objects[1:]
     assert all(p["kind"] == "part" and p["parent_path"] == "box_sides" for p in parts)
     names = sorted(p["name"] for p in parts)
-    assert names == sorted(["box_base", "box_top", "side_long", "side_long", "side_short",
-                            "side_short_B", "gusset", "gusset", "gusset", "gusset"])
+    assert names == sorted(
+        [
+            "box_base",
+            "box_top",
+            "side_long",
+            "side_long",
+            "side_short",
+            "side_short_B",
+            "gusset",
+            "gusset",
+            "gusset",
+            "gusset",
+        ]
+    )
     assert sum(p["solid_count"] for p in parts) == 10
     assert sum(p["face_count"] for p in parts) == 417
     assert {p["color"] for p in parts} == {"#cad1ee"}
 
 
 @pytest.mark.parametrize(("fixture", "name", "unit", "faces", "color"), SINGLE_SOLIDS)
-def test_extract_single_solid(step_result: StepResult, fixture: str, name: str, unit: str,
-                              faces: int, color: str | None) -> None:
+def test_extract_single_solid(
+    step_result: StepResult, fixture: str, name: str, unit: str, faces: int, color: str | None
+) -> None:
     result = step_result("extract", fixture)
     assert result["source_unit"] == unit
     (obj,) = result["objects"]
@@ -268,7 +290,11 @@ def test_extract_external_references_gives_the_tree_only(step_result: StepResult
     result = step_result("extract", "edge_external_refs_no_solids.stp")
     assert result["source_unit"] == "inch"
     assert [o["path"] for o in result["objects"]] == [
-        "*MASTER", "*MASTER/TAIL", "*MASTER/HEAD", "*MASTER/MAINBODY", "*MASTER/FOOT",
+        "*MASTER",
+        "*MASTER/TAIL",
+        "*MASTER/HEAD",
+        "*MASTER/MAINBODY",
+        "*MASTER/FOOT",
         "*MASTER/FOOT[2]",
     ]
     assert all(o["face_count"] == 0 and o["solid_count"] == 0 for o in result["objects"])
@@ -278,8 +304,9 @@ def test_extract_external_references_gives_the_tree_only(step_result: StepResult
 
 
 @pytest.mark.parametrize(("fixture", "low_mm", "high_mm"), BBOXES)
-def test_bbox_matches_manifest_in_metres(step_result: StepResult, fixture: str,
-                                         low_mm: list[float], high_mm: list[float]) -> None:
+def test_bbox_matches_manifest_in_metres(
+    step_result: StepResult, fixture: str, low_mm: list[float], high_mm: list[float]
+) -> None:
     box = step_result("bbox", fixture)
     assert box["unit"] == "m"
     assert box["min"] == pytest.approx([v / 1000 for v in low_mm], abs=1e-6)
@@ -331,11 +358,13 @@ def gltf_world_matrices(gltf: dict[str, Any]) -> list[np.ndarray]:
         if "matrix" in node:
             return np.array(node["matrix"]).reshape(4, 4).T  # glTF stores column-major
         x, y, z, w = node.get("rotation", [0.0, 0.0, 0.0, 1.0])
-        rotation = np.array([
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ])
+        rotation = np.array(
+            [
+                [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+            ]
+        )
         matrix = np.eye(4)
         matrix[:3, :3] = rotation * np.array(node.get("scale", [1.0, 1.0, 1.0]))
         matrix[:3, 3] = node.get("translation", [0.0, 0.0, 0.0])
@@ -372,16 +401,23 @@ def test_glb_inch_part_is_in_metres(step_result: StepResult) -> None:
     assert scene.extents == pytest.approx([0.127, 0.034925, 0.0635], abs=2e-4)
 
 
-@pytest.mark.parametrize("quality", [
-    {"linear_deflection_mm": 0.002, "angular_deflection_rad": 0.1},
-    {"relative_deflection": 0.0001, "angular_deflection_rad": 0.2},
-])
-def test_glb_finer_deflection_gives_more_triangles(step_result: StepResult, job_dir: Path,
-                                                   quality: dict[str, float]) -> None:
+@pytest.mark.parametrize(
+    "quality",
+    [
+        {"linear_deflection_mm": 0.002, "angular_deflection_rad": 0.1},
+        {"relative_deflection": 0.0001, "angular_deflection_rad": 0.2},
+    ],
+)
+def test_glb_finer_deflection_gives_more_triangles(
+    step_result: StepResult, job_dir: Path, quality: dict[str, float]
+) -> None:
     coarse = step_result("glb", "red_cube_blue_cylinder.step")["triangle_count"]
     folder = job_dir / f"fine.{'-'.join(quality)}"
-    request = {"step_path": str(FIXTURES / "red_cube_blue_cylinder.step"),
-               "glb_path": str(folder / "sub" / "fine.glb"), **quality}
+    request = {
+        "step_path": str(FIXTURES / "red_cube_blue_cylinder.step"),
+        "glb_path": str(folder / "sub" / "fine.glb"),
+        **quality,
+    }
     code, response = run_job("glb", request, folder)
     assert code == 0 and response is not None and response["ok"], response
     assert response["result"]["triangle_count"] > 2 * coarse
@@ -389,12 +425,15 @@ def test_glb_finer_deflection_gives_more_triangles(step_result: StepResult, job_
     assert [p.name for p in (folder / "sub").iterdir()] == ["fine.glb"]  # no partial file left
 
 
-@pytest.mark.parametrize("fixture", [
-    "red_cube_blue_cylinder.step", "as1-oc-214_nested_assembly.stp",
-    "nist_ctc_01_asme1_ap242-e1.stp",
-])
-def test_glb_passes_the_khronos_validator(step_result: StepResult, validate_gltf,
-                                          fixture: str) -> None:
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "red_cube_blue_cylinder.step",
+        "as1-oc-214_nested_assembly.stp",
+        "nist_ctc_01_asme1_ap242-e1.stp",
+    ],
+)
+def test_glb_passes_the_khronos_validator(step_result: StepResult, validate_gltf, fixture: str) -> None:
     report = validate_gltf(Path(step_result("glb", fixture)["glb_path"]))
     issues = report["issues"]
     assert (issues["numErrors"], issues["numWarnings"]) == (0, 0), issues["messages"][:5]
@@ -411,22 +450,24 @@ def test_glb_skips_pmi_and_meshes_ap242(step_result: StepResult) -> None:
 OPS = ("extract", "glb", "bbox")
 
 
-@pytest.mark.parametrize(("fixture", "ops", "fragments"), [
-    # Rejected before OCCT sees them, in one code path for every op: one op is enough.
-    ("malformed_empty.step", ["extract"], ["file is empty"]),
-    ("malformed_png_renamed.step", ["glb"], ["not a STEP file", "ISO-10303-21", "PNG"]),
-    ("malformed_obj_renamed.step", ["bbox"], ["not a STEP file", "ISO-10303-21"]),
-    ("malformed_truncated.step", OPS, ["could not be parsed", "truncated"]),
-    ("malformed_header_only_no_data.step", OPS, ["contains no geometry"]),
-    # OCCT 7.9 loads it "successfully" as 3 shells with a +/-1e100 box and no solid; the parser's
-    # complaints plus the missing solid give it away before the box check (the second guard).
-    ("malformed_garbage_in_entity.stp", OPS, ["damaged", "0 of 1 solids", "Incorrect syntax"]),
-])
-def test_malformed_file_is_invalid_cad_file(job_dir: Path, pool: ThreadPoolExecutor,
-                                            fixture: str, ops: list[str],
-                                            fragments: list[str]) -> None:
-    errors = pool.map(lambda op: expect_error(op, FIXTURES / fixture,
-                                              job_dir / f"bad.{fixture}.{op}"), ops)
+@pytest.mark.parametrize(
+    ("fixture", "ops", "fragments"),
+    [
+        # Rejected before OCCT sees them, in one code path for every op: one op is enough.
+        ("malformed_empty.step", ["extract"], ["file is empty"]),
+        ("malformed_png_renamed.step", ["glb"], ["not a STEP file", "ISO-10303-21", "PNG"]),
+        ("malformed_obj_renamed.step", ["bbox"], ["not a STEP file", "ISO-10303-21"]),
+        ("malformed_truncated.step", OPS, ["could not be parsed", "truncated"]),
+        ("malformed_header_only_no_data.step", OPS, ["contains no geometry"]),
+        # OCCT 7.9 loads it "successfully" as 3 shells with a +/-1e100 box and no solid; the parser's
+        # complaints plus the missing solid give it away before the box check (the second guard).
+        ("malformed_garbage_in_entity.stp", OPS, ["damaged", "0 of 1 solids", "Incorrect syntax"]),
+    ],
+)
+def test_malformed_file_is_invalid_cad_file(
+    job_dir: Path, pool: ThreadPoolExecutor, fixture: str, ops: list[str], fragments: list[str]
+) -> None:
+    errors = pool.map(lambda op: expect_error(op, FIXTURES / fixture, job_dir / f"bad.{fixture}.{op}"), ops)
     for op, error in zip(ops, errors, strict=True):
         assert error["code"] == "invalid_cad_file", op
         for fragment in [fixture, *fragments]:
@@ -436,9 +477,10 @@ def test_malformed_file_is_invalid_cad_file(job_dir: Path, pool: ThreadPoolExecu
 @pytest.mark.parametrize("op", ["glb", "bbox"])
 def test_external_references_have_no_geometry_to_show(job_dir: Path, op: str) -> None:
     error = expect_error(op, FIXTURES / "edge_external_refs_no_solids.stp", job_dir / f"ext.{op}")
-    assert error == {"code": "invalid_cad_file", "message":
-                     "edge_external_refs_no_solids.stp: STEP file contains no geometry "
-                     "(no solids or faces)"}
+    assert error == {
+        "code": "invalid_cad_file",
+        "message": "edge_external_refs_no_solids.stp: STEP file contains no geometry (no solids or faces)",
+    }
 
 
 def test_missing_file_is_not_found(job_dir: Path) -> None:
@@ -473,8 +515,10 @@ def test_dangling_reference_observed_behaviour(job_dir: Path, pool: ThreadPoolEx
     # OCCT 7.7.2 segfaulted here. Observed with OCP 7.9.3: it loads without crashing, but builds
     # only 2 of the solid's 29 faces and no solid (parser: "Unresolved Reference"); the job
     # rejects that half-success as a damaged file in every op.
-    request = {"step_path": str(FIXTURES / "malformed_dangling_reference.stp"),
-               "glb_path": str(job_dir / "dangling" / "out.glb")}
+    request = {
+        "step_path": str(FIXTURES / "malformed_dangling_reference.stp"),
+        "glb_path": str(job_dir / "dangling" / "out.glb"),
+    }
     runs = pool.map(lambda op: run_job(op, request, job_dir / f"dangling.{op}"), OPS)
     for code, response in runs:
         assert crash_or_typed(code, response), (code, response)
@@ -484,8 +528,7 @@ def test_dangling_reference_observed_behaviour(job_dir: Path, pool: ThreadPoolEx
         assert "Unresolved Reference" in response["error"]["message"]
 
 
-def test_ap242_file_that_crashed_occt77_observed_behaviour(step_result: StepResult,
-                                                            job_dir: Path) -> None:
+def test_ap242_file_that_crashed_occt77_observed_behaviour(step_result: StepResult, job_dir: Path) -> None:
     # OCCT 7.7.2 segfaulted in transfer. Observed with OCP 7.9.3: it loads. The file holds the
     # part twice (B-rep and TESSELLATED_SOLID); the job reads the B-rep only, so one solid.
     request = {"step_path": str(FIXTURES / "edge_ap242_one_hole_crashes_occt77.stp")}
@@ -495,7 +538,10 @@ def test_ap242_file_that_crashed_occt77_observed_behaviour(step_result: StepResu
     objects = response["result"]["objects"]
     assert response["result"]["source_unit"] == "inch"
     assert [(o["path"], o["solid_count"]) for o in objects] == [
-        ("One Hole", 1), ("One Hole/SOLID", 1), ("One Hole/COMPOUND", 0)]
+        ("One Hole", 1),
+        ("One Hole/SOLID", 1),
+        ("One Hole/COMPOUND", 0),
+    ]
     assert objects[1]["color"] == "#0080ff"
     box = step_result("bbox", "edge_ap242_one_hole_crashes_occt77.stp")
     assert box["min"] == pytest.approx([0.0, 0.0, 0.0], abs=1e-6)
@@ -516,8 +562,7 @@ def test_absurd_coordinates_are_rejected() -> None:
 
     doc = TDocStd_Document(TCollection_ExtendedString("XmlXCAF"))
     XCAFApp_Application.GetApplication_s().InitDocument(doc)
-    label = XCAFDoc_DocumentTool.ShapeTool_s(doc.Main()).AddShape(
-        BRepPrimAPI_MakeBox(1e9, 1.0, 1.0).Shape())
+    label = XCAFDoc_DocumentTool.ShapeTool_s(doc.Main()).AddShape(BRepPrimAPI_MakeBox(1e9, 1.0, 1.0).Shape())
     loaded = step_job._Loaded(doc, [label], 0.001, "mm")
     with pytest.raises(ModuleError) as caught:
         step_job._require_geometry(loaded, "huge.step")

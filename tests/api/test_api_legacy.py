@@ -13,10 +13,10 @@ def test_map_reproduces_the_expected_invocations(client: TestClient, legacy_fixt
     assert answer.status_code == 200
     entries = answer.json()
     assert [list(entry) for entry in entries] == [
-        list(entry) for entry in legacy_fixture("expected_invocations.json")]
+        list(entry) for entry in legacy_fixture("expected_invocations.json")
+    ]
     # The expected file states errors by key; the answer adds the message.
-    reduced = [{**entry, "error": entry["error"] and {"key": entry["error"]["key"]}}
-               for entry in entries]
+    reduced = [{**entry, "error": entry["error"] and {"key": entry["error"]["key"]}} for entry in entries]
     assert reduced == legacy_fixture("expected_invocations.json")
     assert entries[11]["error"]["message"] == "render_settings.resolution: 'hd' is not WIDTHxHEIGHT"
 
@@ -27,23 +27,24 @@ def test_map_refuses_records_that_are_not_objects(client: TestClient):
     assert answer.json()["error"]["field"] == "[1]"
 
 
-def test_import_creates_readable_records_and_reports_the_rest(client: TestClient,
-                                                              legacy_fixture):
-    answer = client.post("/api/output-types/import",
-                         json=legacy_fixture("output_types_export.json"))
+def test_import_creates_readable_records_and_reports_the_rest(client: TestClient, legacy_fixture):
+    answer = client.post("/api/output-types/import", json=legacy_fixture("output_types_export.json"))
     assert answer.status_code == 200
     report = answer.json()
     assert (report["created"], report["updated"], report["errors"]) == (11, 0, 3)
-    errors = {entry["slug"]: entry["error"]["key"] for entry in report["records"]
-              if entry["status"] == "error"}
-    assert errors == {"broken-resolution": "resolution", "negative-samples": "samples",
-                      "unknown-renderer": "renderer"}
+    errors = {
+        entry["slug"]: entry["error"]["key"] for entry in report["records"] if entry["status"] == "error"
+    }
+    assert errors == {
+        "broken-resolution": "resolution",
+        "negative-samples": "samples",
+        "unknown-renderer": "renderer",
+    }
     for slug in errors:
         assert client.get(f"/api/output-types/{slug}").status_code == 404
 
 
-def test_imported_records_keep_the_adapter_view_and_the_legacy_bag(client: TestClient,
-                                                                   legacy_fixture):
+def test_imported_records_keep_the_adapter_view_and_the_legacy_bag(client: TestClient, legacy_fixture):
     records = legacy_fixture("output_types_export.json")
     expected = {entry["slug"]: entry for entry in legacy_fixture("expected_invocations.json")}
     report = client.post("/api/output-types/import", json=records).json()
@@ -57,16 +58,16 @@ def test_imported_records_keep_the_adapter_view_and_the_legacy_bag(client: TestC
         assert stored["legacy_id"] == record["id"]
         assert stored["legacy_render_settings"] == record["render_settings"]
         assert stored["artifact_kinds"] == [want["artifact_kind"]]
-        assert stored["overrides"] == {key: value for key, value in want["overrides"].items()
-                                       if value is not None}
+        assert stored["overrides"] == {
+            key: value for key, value in want["overrides"].items() if value is not None
+        }
         assert stored["pricing_tier"] == record["price_tier"]
         assert stored["is_active"] == record["is_active"]
         assert by_slug[record["slug"]]["ignored_keys"] == want["ignored_keys"]
         assert by_slug[record["slug"]]["artifact_kind"] == want["artifact_kind"]
 
 
-def test_import_links_existing_workflows_pinned_at_their_latest_version(client: TestClient,
-                                                                        legacy_fixture):
+def test_import_links_existing_workflows_pinned_at_their_latest_version(client: TestClient, legacy_fixture):
     client.post("/api/output-types/import", json=legacy_fixture("output_types_export.json"))
     pilot = client.get("/api/output-types/graph-still-pilot").json()["output_type"]
     assert (pilot["workflow_id"], pilot["workflow_version"]) == ("order-still-v1", 1)
@@ -74,8 +75,13 @@ def test_import_links_existing_workflows_pinned_at_their_latest_version(client: 
 
 
 def test_import_reports_a_missing_workflow_and_keeps_it_unset(client: TestClient):
-    record = {"id": 99, "slug": "orphan", "name": "Orphan", "workflow_definition_id": "gone-v3",
-              "render_settings": {"renderer": "cycles", "halo": 3}}
+    record = {
+        "id": 99,
+        "slug": "orphan",
+        "name": "Orphan",
+        "workflow_definition_id": "gone-v3",
+        "render_settings": {"renderer": "cycles", "halo": 3},
+    }
     report = client.post("/api/output-types/import", json=[record]).json()
     entry = report["records"][0]
     assert entry["status"] == "created" and entry["workflow_id"] is None
@@ -99,23 +105,24 @@ def test_reimport_updates(client: TestClient, legacy_fixture):
     assert slugs.count("turntable-hd") == 1
 
 
-@pytest.mark.parametrize("record, key", [
-    ("not a record", "record"),
-    ({"slug": "no-id", "name": "x", "render_settings": {}}, "id"),
-    ({"id": 1, "slug": "Bad Slug", "name": "x", "render_settings": {}}, "slug"),
-    ({"id": 1, "slug": "no-name", "render_settings": {}}, "name"),
-    ({"id": 1, "slug": "bad-tier", "name": "x", "price_tier": 3, "render_settings": {}},
-     "price_tier"),
-    ({"id": 1, "slug": "bag", "name": "x", "render_settings": "cycles"}, "render_settings"),
-])
+@pytest.mark.parametrize(
+    "record, key",
+    [
+        ("not a record", "record"),
+        ({"slug": "no-id", "name": "x", "render_settings": {}}, "id"),
+        ({"id": 1, "slug": "Bad Slug", "name": "x", "render_settings": {}}, "slug"),
+        ({"id": 1, "slug": "no-name", "render_settings": {}}, "name"),
+        ({"id": 1, "slug": "bad-tier", "name": "x", "price_tier": 3, "render_settings": {}}, "price_tier"),
+        ({"id": 1, "slug": "bag", "name": "x", "render_settings": "cycles"}, "render_settings"),
+    ],
+)
 def test_import_reports_unusable_records_by_key(client: TestClient, record, key: str):
     report = client.post("/api/output-types/import", json=[record]).json()
     assert report["errors"] == 1
     assert report["records"][0]["error"]["key"] == key
 
 
-def test_imported_legacy_types_plan_through_the_legacy_pipeline(client: TestClient,
-                                                                legacy_fixture):
+def test_imported_legacy_types_plan_through_the_legacy_pipeline(client: TestClient, legacy_fixture):
     client.post("/api/output-types/import", json=legacy_fixture("output_types_export.json"))
     plan = client.post("/api/output-types/turntable-social/dispatch-plan", json={}).json()
     assert plan["route"] == "legacy"
@@ -137,8 +144,10 @@ def test_import_never_takes_over_an_output_type_it_did_not_create(client: TestCl
 def test_reimport_keeps_a_graph_rollout_chosen_since(client: TestClient, legacy_fixture):
     records = legacy_fixture("output_types_export.json")
     client.post("/api/output-types/import", json=records)
-    moved = client.patch("/api/output-types/graph-still-pilot", json={
-        "rollout": "graph", "overrides": {"samples": 200}, "pricing_tier": "A"})
+    moved = client.patch(
+        "/api/output-types/graph-still-pilot",
+        json={"rollout": "graph", "overrides": {"samples": 200}, "pricing_tier": "A"},
+    )
     assert moved.status_code == 200, moved.json()
     report = client.post("/api/output-types/import", json=records).json()
     entry = next(e for e in report["records"] if e["slug"] == "graph-still-pilot")

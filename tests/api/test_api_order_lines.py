@@ -16,9 +16,13 @@ SMALL = {"width": 160, "height": 120, "samples": 4}
 
 def launch(client: TestClient, output_type: str, **extra) -> dict:
     """POST one order line."""
-    body = {"output_type": output_type, "order_line_id": "ol-7",
-            "step_path": str(STEP_FIXTURES / "red_cube_blue_cylinder.step"),
-            "invocation_params": SMALL, **extra}
+    body = {
+        "output_type": output_type,
+        "order_line_id": "ol-7",
+        "step_path": str(STEP_FIXTURES / "red_cube_blue_cylinder.step"),
+        "invocation_params": SMALL,
+        **extra,
+    }
     return client.post("/api/order-lines", json=body)
 
 

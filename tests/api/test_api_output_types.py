@@ -15,16 +15,30 @@ from registry.starters import starters
 pytest_plugins = ["api_fixtures"]
 
 CATALOG = default_catalog()
-DEFAULT_SLUGS = ["studio-blend", "studio-still", "studio-still-transparent", "studio-turntable",
-                 "studio-web-preview"]
+DEFAULT_SLUGS = [
+    "studio-blend",
+    "studio-still",
+    "studio-still-transparent",
+    "studio-turntable",
+    "studio-web-preview",
+]
 
 
 def profile(**changes: Any) -> dict[str, Any]:
     """A complete, valid graph-rollout still profile, with changes."""
-    return {"slug": "test-still", "name": "Test Still", "family": "order_line",
-            "workflow_id": "order-still-v1", "workflow_version": 1,
-            "artifact_kinds": ["still_image"], "overrides": {"width": 1200, "height": 900},
-            "pricing_tier": "A", "categories": ["bearings"], "rollout": "graph", **changes}
+    return {
+        "slug": "test-still",
+        "name": "Test Still",
+        "family": "order_line",
+        "workflow_id": "order-still-v1",
+        "workflow_version": 1,
+        "artifact_kinds": ["still_image"],
+        "overrides": {"width": 1200, "height": 900},
+        "pricing_tier": "A",
+        "categories": ["bearings"],
+        "rollout": "graph",
+        **changes,
+    }
 
 
 def problems_of(report: dict[str, Any]) -> set[tuple[str, str]]:
@@ -50,8 +64,7 @@ def test_default_output_types_are_seeded(client: TestClient):
     assert [entry["slug"] for entry in listed] == DEFAULT_SLUGS
     for slug in DEFAULT_SLUGS:
         answer = client.get(f"/api/output-types/{slug}").json()
-        assert answer["validation"] == {"valid": True, "problems": [], "next_step": None,
-                                        "missing": []}
+        assert answer["validation"] == {"valid": True, "problems": [], "next_step": None, "missing": []}
     web = client.get("/api/output-types/studio-web-preview").json()["output_type"]
     assert web["artifact_kinds"] == ["still_image", "preview_thumbnail"]
     assert web["workflow_id"] == "order-still-thumbnail-v1"
@@ -74,7 +87,9 @@ def test_create_a_complete_profile(client: TestClient):
     assert body["validation"]["valid"] is True and body["validation"]["next_step"] is None
     assert body["output_type"]["id"] > 0
     assert client.get("/api/output-types/test-still").json()["output_type"]["overrides"] == {
-        "width": 1200, "height": 900}
+        "width": 1200,
+        "height": 900,
+    }
 
 
 def test_saved_drafts_walk_the_create_flow(client: TestClient):
@@ -82,8 +97,11 @@ def test_saved_drafts_walk_the_create_flow(client: TestClient):
     answer = client.post("/api/output-types", json={"slug": "draft", "name": "Draft"})
     assert answer.status_code == 201
     steps.append(answer.json()["validation"]["next_step"])
-    for change in ({"family": "order_line"}, {"artifact_kinds": ["still_image"]},
-                   {"pricing_tier": "B", "categories": ["housings"]}):
+    for change in (
+        {"family": "order_line"},
+        {"artifact_kinds": ["still_image"]},
+        {"pricing_tier": "B", "categories": ["housings"]},
+    ):
         answer = client.patch("/api/output-types/draft", json=change)
         assert answer.status_code == 200, answer.json()
         steps.append(answer.json()["validation"]["next_step"])
@@ -95,17 +113,27 @@ def test_graph_drafts_report_next_step_in_the_seed_order(client: TestClient):
     client.post("/api/output-types", json={"slug": "draft", "name": "Draft"})
     changes: dict[str, Any] = {"rollout": "graph"}
     seen = []
-    for step in ({}, {"family": "order_line"}, {"workflow_id": "order-still-v1"},
-                 {"artifact_kinds": ["still_image"]}, {"overrides": {"samples": 32}},
-                 {"pricing_tier": "A"}, {"categories": ["bearings"]}):
+    for step in (
+        {},
+        {"family": "order_line"},
+        {"workflow_id": "order-still-v1"},
+        {"artifact_kinds": ["still_image"]},
+        {"overrides": {"samples": 32}},
+        {"pricing_tier": "A"},
+        {"categories": ["bearings"]},
+    ):
         changes.update(step)
         report = client.post("/api/output-types/draft/validate", json=changes).json()
         seen.append((report["next_step"], tuple(report["missing"])))
-    assert seen == [("choose_family", ("family",)), ("choose_workflow", ("workflow_id",)),
-                    ("choose_artifact_kind", ("artifact_kinds",)),
-                    ("bind_commercial", ("pricing_tier", "categories")),
-                    ("bind_commercial", ("pricing_tier", "categories")),
-                    ("bind_commercial", ("categories",)), (None, ())]
+    assert seen == [
+        ("choose_family", ("family",)),
+        ("choose_workflow", ("workflow_id",)),
+        ("choose_artifact_kind", ("artifact_kinds",)),
+        ("bind_commercial", ("pricing_tier", "categories")),
+        ("bind_commercial", ("pricing_tier", "categories")),
+        ("bind_commercial", ("categories",)),
+        (None, ()),
+    ]
     # Validating with changes saves nothing.
     stored = client.get("/api/output-types/draft").json()["output_type"]
     assert stored["family"] is None and stored["rollout"] == "legacy"
@@ -118,13 +146,16 @@ def test_duplicate_slug_is_a_conflict(client: TestClient):
     assert answer.json()["error"]["field"] == "slug"
 
 
-@pytest.mark.parametrize("body, field", [
-    (profile(slug="Not A Slug"), "slug"),
-    (profile(resolution="1920x1080"), "resolution"),
-    (profile(artifact_kinds=["hologram"]), "artifact_kinds[0]"),
-    (profile(rollout="sometimes"), "rollout"),
-    ({"name": "no slug"}, "slug"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        (profile(slug="Not A Slug"), "slug"),
+        (profile(resolution="1920x1080"), "resolution"),
+        (profile(artifact_kinds=["hologram"]), "artifact_kinds[0]"),
+        (profile(rollout="sometimes"), "rollout"),
+        ({"name": "no slug"}, "slug"),
+    ],
+)
 def test_bad_bodies_are_422_naming_the_field(client: TestClient, body: dict, field: str):
     answer = client.post("/api/output-types", json=body)
     assert answer.status_code == 422
@@ -136,43 +167,80 @@ def test_bad_bodies_are_422_naming_the_field(client: TestClient, body: dict, fie
 # --- every validation rule, named by field ----------------------------------------------------
 
 RULES = [
-    pytest.param({"workflow_id": "cad-intake-v1"}, "workflow_id", "family_mismatch",
-                 id="family-mismatch"),
-    pytest.param({"workflow_id": "order-never-v1"}, "workflow_id", "unknown_workflow",
-                 id="unknown-workflow"),
-    pytest.param({"workflow_version": 7}, "workflow_id", "unknown_workflow",
-                 id="unknown-workflow-version"),
+    pytest.param({"workflow_id": "cad-intake-v1"}, "workflow_id", "family_mismatch", id="family-mismatch"),
+    pytest.param({"workflow_id": "order-never-v1"}, "workflow_id", "unknown_workflow", id="unknown-workflow"),
+    pytest.param({"workflow_version": 7}, "workflow_id", "unknown_workflow", id="unknown-workflow-version"),
     pytest.param({"family": "video"}, "family", "unknown_family", id="unknown-family"),
-    pytest.param({"artifact_kinds": ["still_image", "turntable_video"]}, "artifact_kinds[1]",
-                 "artifact_contract_unsatisfied", id="contract-unsatisfied"),
-    pytest.param({"overrides": {"preview_thumbnail": True}}, "artifact_kinds[1]",
-                 "artifact_contract_unsatisfied", id="thumbnail-contract-unsatisfied"),
-    pytest.param({"overrides": {"frame_count": 72}}, "overrides.frame_count",
-                 "override_target_missing", id="override-target-missing"),
-    pytest.param({"overrides": {"width": -1}}, "overrides.width", "invalid_override",
-                 id="override-width-negative"),
-    pytest.param({"overrides": {"width": 8}}, "overrides.width", "invalid_override",
-                 id="override-width-below-node-minimum"),
-    pytest.param({"overrides": {"engine": "luxcore"}}, "overrides.engine", "invalid_override",
-                 id="override-engine-unknown"),
-    pytest.param({"overrides": {"template": "neon"}}, "overrides.template", "invalid_override",
-                 id="override-template-unknown"),
-    pytest.param({"overrides": {"resolution": "1920x1080"}}, "overrides.resolution",
-                 "unknown_override", id="unknown-override"),
-    pytest.param({"material_constraints": ["unobtainium"]}, "material_constraints[0]",
-                 "unknown_material", id="unknown-material"),
-    pytest.param({"material_constraints": ["brass"],
-                  "overrides": {"material_override": "rubber"}},
-                 "overrides.material_override", "material_not_allowed",
-                 id="material-not-allowed"),
-    pytest.param({"workflow_id": None, "workflow_version": None}, "rollout",
-                 "rollout_requires_workflow", id="graph-without-workflow"),
+    pytest.param(
+        {"artifact_kinds": ["still_image", "turntable_video"]},
+        "artifact_kinds[1]",
+        "artifact_contract_unsatisfied",
+        id="contract-unsatisfied",
+    ),
+    pytest.param(
+        {"overrides": {"preview_thumbnail": True}},
+        "artifact_kinds[1]",
+        "artifact_contract_unsatisfied",
+        id="thumbnail-contract-unsatisfied",
+    ),
+    pytest.param(
+        {"overrides": {"frame_count": 72}},
+        "overrides.frame_count",
+        "override_target_missing",
+        id="override-target-missing",
+    ),
+    pytest.param(
+        {"overrides": {"width": -1}}, "overrides.width", "invalid_override", id="override-width-negative"
+    ),
+    pytest.param(
+        {"overrides": {"width": 8}},
+        "overrides.width",
+        "invalid_override",
+        id="override-width-below-node-minimum",
+    ),
+    pytest.param(
+        {"overrides": {"engine": "luxcore"}},
+        "overrides.engine",
+        "invalid_override",
+        id="override-engine-unknown",
+    ),
+    pytest.param(
+        {"overrides": {"template": "neon"}},
+        "overrides.template",
+        "invalid_override",
+        id="override-template-unknown",
+    ),
+    pytest.param(
+        {"overrides": {"resolution": "1920x1080"}},
+        "overrides.resolution",
+        "unknown_override",
+        id="unknown-override",
+    ),
+    pytest.param(
+        {"material_constraints": ["unobtainium"]},
+        "material_constraints[0]",
+        "unknown_material",
+        id="unknown-material",
+    ),
+    pytest.param(
+        {"material_constraints": ["brass"], "overrides": {"material_override": "rubber"}},
+        "overrides.material_override",
+        "material_not_allowed",
+        id="material-not-allowed",
+    ),
+    pytest.param(
+        {"workflow_id": None, "workflow_version": None},
+        "rollout",
+        "rollout_requires_workflow",
+        id="graph-without-workflow",
+    ),
 ]
 
 
 @pytest.mark.parametrize("changes, field, code", RULES)
 def test_graph_rollout_with_a_problem_is_refused_naming_the_field(
-        client: TestClient, changes: dict, field: str, code: str):
+    client: TestClient, changes: dict, field: str, code: str
+):
     answer = client.post("/api/output-types", json=profile(**changes))
     assert answer.status_code == 422
     error = answer.json()["error"]
@@ -182,10 +250,12 @@ def test_graph_rollout_with_a_problem_is_refused_naming_the_field(
     assert client.get("/api/output-types/test-still").status_code == 404
 
 
-@pytest.mark.parametrize("changes, field, code", [rule for rule in RULES
-                                                  if rule.id != "graph-without-workflow"])
+@pytest.mark.parametrize(
+    "changes, field, code", [rule for rule in RULES if rule.id != "graph-without-workflow"]
+)
 def test_legacy_draft_with_a_problem_is_saved_with_its_report(
-        client: TestClient, changes: dict, field: str, code: str):
+    client: TestClient, changes: dict, field: str, code: str
+):
     answer = client.post("/api/output-types", json=profile(rollout="legacy", **changes))
     assert answer.status_code == 201
     assert answer.json()["validation"]["valid"] is False
@@ -195,25 +265,26 @@ def test_legacy_draft_with_a_problem_is_saved_with_its_report(
 
 
 def test_shadow_rollout_is_held_to_the_same_rules(client: TestClient):
-    answer = client.post("/api/output-types",
-                         json=profile(rollout="shadow", overrides={"frame_count": 3}))
+    answer = client.post("/api/output-types", json=profile(rollout="shadow", overrides={"frame_count": 3}))
     assert answer.status_code == 422
     assert answer.json()["error"]["field"] == "overrides.frame_count"
 
 
 def test_cad_family_cannot_sell_a_still(client: TestClient):
-    answer = client.post("/api/output-types", json=profile(
-        rollout="legacy", family="cad_file", workflow_id="cad-intake-v1", overrides={}))
-    assert ("artifact_kinds[0]", "unsupported_artifact_kind") in problems_of(
-        answer.json()["validation"])
+    answer = client.post(
+        "/api/output-types",
+        json=profile(rollout="legacy", family="cad_file", workflow_id="cad-intake-v1", overrides={}),
+    )
+    assert ("artifact_kinds[0]", "unsupported_artifact_kind") in problems_of(answer.json()["validation"])
 
 
 # --- patch ------------------------------------------------------------------------------------
 
 
 def test_patch_changes_fields_and_revalidates(client: TestClient):
-    answer = client.patch("/api/output-types/studio-still",
-                          json={"name": "Studio Still XL", "overrides": {"width": 4000}})
+    answer = client.patch(
+        "/api/output-types/studio-still", json={"name": "Studio Still XL", "overrides": {"width": 4000}}
+    )
     assert answer.status_code == 200
     body = answer.json()
     assert body["output_type"]["name"] == "Studio Still XL"
@@ -223,17 +294,17 @@ def test_patch_changes_fields_and_revalidates(client: TestClient):
 
 
 def test_patch_that_breaks_a_graph_profile_is_refused_and_not_stored(client: TestClient):
-    answer = client.patch("/api/output-types/studio-still",
-                          json={"overrides": {"frame_count": 10}})
+    answer = client.patch("/api/output-types/studio-still", json={"overrides": {"frame_count": 10}})
     assert answer.status_code == 422
     assert answer.json()["error"]["field"] == "overrides.frame_count"
     stored = client.get("/api/output-types/studio-still").json()["output_type"]
     assert "frame_count" not in stored["overrides"]
 
 
-@pytest.mark.parametrize("body, field", [({"slug": "renamed"}, "slug"),
-                                         ({"name": None}, "name"),
-                                         ({"rollout": "everywhere"}, "rollout")])
+@pytest.mark.parametrize(
+    "body, field",
+    [({"slug": "renamed"}, "slug"), ({"name": None}, "name"), ({"rollout": "everywhere"}, "rollout")],
+)
 def test_patch_refuses_bad_fields_by_name(client: TestClient, body: dict, field: str):
     answer = client.patch("/api/output-types/studio-still", json=body)
     assert answer.status_code == 422
@@ -251,8 +322,7 @@ def test_schema_options_come_from_the_registry(client: TestClient):
     options = client.get("/api/output-types/schema/options").json()
     assert options["catalog_version"] == CATALOG.version
     assert options["families"] == ["cad_file", "order_line"]
-    assert options["artifact_kinds"]["order_line"] == list(
-        CATALOG.families["order_line"].artifact_kinds)
+    assert options["artifact_kinds"]["order_line"] == list(CATALOG.families["order_line"].artifact_kinds)
     assert options["engines"] == ["cycles", "eevee", "workbench"]
     assert options["image_formats"] == ["png", "jpeg"]
     assert "studio_white" in options["templates"]
@@ -260,8 +330,12 @@ def test_schema_options_come_from_the_registry(client: TestClient):
     assert "brushed_steel" in options["materials"]
     assert options["rollouts"] == ["legacy", "graph", "shadow"]
     assert [step["step"] for step in options["creation_steps"]] == [
-        "choose_family", "choose_workflow", "choose_artifact_kind", "set_overrides",
-        "bind_commercial"]
+        "choose_family",
+        "choose_workflow",
+        "choose_artifact_kind",
+        "set_overrides",
+        "bind_commercial",
+    ]
     width = options["overrides"]["width"]
     assert width["schema"]["anyOf"][0]["minimum"] == 1
     assert width["targets"]["render.blender_still"]["minimum"] == 16
@@ -270,16 +344,22 @@ def test_schema_options_come_from_the_registry(client: TestClient):
     assert options["overrides"]["preview_thumbnail"]["contract"] is True
 
 
-@pytest.mark.parametrize("override, option", [("engine", "engines"),
-                                              ("template", "templates"),
-                                              ("camera_preset", "camera_presets"),
-                                              ("image_format", "image_formats"),
-                                              ("material_override", "materials")])
+@pytest.mark.parametrize(
+    "override, option",
+    [
+        ("engine", "engines"),
+        ("template", "templates"),
+        ("camera_preset", "camera_presets"),
+        ("image_format", "image_formats"),
+        ("material_override", "materials"),
+    ],
+)
 def test_every_offered_value_is_accepted(client: TestClient, override: str, option: str):
     values = client.get("/api/output-types/schema/options").json()[option]
     for value in values:
-        report = client.post("/api/output-types/studio-still/validate",
-                             json={"overrides": {override: value}}).json()
+        report = client.post(
+            "/api/output-types/studio-still/validate", json={"overrides": {override: value}}
+        ).json()
         assert report["valid"], (value, report["problems"])
 
 
@@ -287,8 +367,9 @@ def test_every_offered_value_is_accepted(client: TestClient, override: str, opti
 
 
 def test_dispatch_plan_of_a_graph_profile_explains_every_param(client: TestClient):
-    answer = client.post("/api/output-types/studio-still/dispatch-plan",
-                         json={"invocation_params": {"samples": 8}})
+    answer = client.post(
+        "/api/output-types/studio-still/dispatch-plan", json={"invocation_params": {"samples": 8}}
+    )
     assert answer.status_code == 200
     plan = answer.json()
     assert plan["route"] == "graph" and plan["artifact_kinds"] == ["still_image"]
@@ -309,9 +390,17 @@ def test_dispatch_plan_without_a_body(client: TestClient):
 
 
 def test_dispatch_plan_of_a_legacy_profile(client: TestClient):
-    client.post("/api/output-types", json=profile(
-        slug="legacy-spin", rollout="legacy", workflow_id=None, workflow_version=None,
-        artifact_kinds=["turntable_video"], overrides={"frame_count": 48, "fps": 30}))
+    client.post(
+        "/api/output-types",
+        json=profile(
+            slug="legacy-spin",
+            rollout="legacy",
+            workflow_id=None,
+            workflow_version=None,
+            artifact_kinds=["turntable_video"],
+            overrides={"frame_count": 48, "fps": 30},
+        ),
+    )
     plan = client.post("/api/output-types/legacy-spin/dispatch-plan", json={}).json()
     assert plan["route"] == "legacy" and plan["workflow_id"] is None
     assert plan["artifact_kinds"] == ["turntable_video"]
@@ -320,10 +409,10 @@ def test_dispatch_plan_of_a_legacy_profile(client: TestClient):
     assert turntable["param_sources"]["fps"] == "profile_override"
 
 
-@pytest.mark.parametrize("patch, field", [({"is_active": False}, "is_active"),
-                                          ({"rollout": "shadow"}, "rollout")])
-def test_dispatch_refusals_are_409_naming_the_field(client: TestClient, patch: dict,
-                                                    field: str):
+@pytest.mark.parametrize(
+    "patch, field", [({"is_active": False}, "is_active"), ({"rollout": "shadow"}, "rollout")]
+)
+def test_dispatch_refusals_are_409_naming_the_field(client: TestClient, patch: dict, field: str):
     assert client.patch("/api/output-types/studio-still", json=patch).status_code == 200
     answer = client.post("/api/output-types/studio-still/dispatch-plan", json={})
     assert answer.status_code == 409
@@ -331,12 +420,11 @@ def test_dispatch_refusals_are_409_naming_the_field(client: TestClient, patch: d
     assert answer.json()["error"]["field"] == field
 
 
-@pytest.mark.parametrize("params, code", [({"width": -5}, "invalid_params"),
-                                          ({"resolution": "hd"}, "unknown_override")])
-def test_dispatch_with_bad_invocation_params_is_422(client: TestClient, params: dict,
-                                                    code: str):
-    answer = client.post("/api/output-types/studio-still/dispatch-plan",
-                         json={"invocation_params": params})
+@pytest.mark.parametrize(
+    "params, code", [({"width": -5}, "invalid_params"), ({"resolution": "hd"}, "unknown_override")]
+)
+def test_dispatch_with_bad_invocation_params_is_422(client: TestClient, params: dict, code: str):
+    answer = client.post("/api/output-types/studio-still/dispatch-plan", json={"invocation_params": params})
     assert answer.status_code == 422
     error = answer.json()["error"]
     assert error["code"] == "invalid_definition"
@@ -344,9 +432,16 @@ def test_dispatch_with_bad_invocation_params_is_422(client: TestClient, params: 
 
 
 def test_dispatch_of_unreadable_legacy_settings_names_the_key(client: TestClient):
-    client.post("/api/output-types", json=profile(
-        slug="old-lux", rollout="legacy", workflow_id=None, workflow_version=None,
-        legacy_render_settings={"renderer": "luxcore"}))
+    client.post(
+        "/api/output-types",
+        json=profile(
+            slug="old-lux",
+            rollout="legacy",
+            workflow_id=None,
+            workflow_version=None,
+            legacy_render_settings={"renderer": "luxcore"},
+        ),
+    )
     answer = client.post("/api/output-types/old-lux/dispatch-plan", json={})
     assert answer.status_code == 422
     assert answer.json()["error"]["code"] == "legacy_mapping_error"
@@ -354,7 +449,6 @@ def test_dispatch_of_unreadable_legacy_settings_names_the_key(client: TestClient
 
 
 def test_dispatch_plan_body_refuses_unknown_keys(client: TestClient):
-    answer = client.post("/api/output-types/studio-still/dispatch-plan",
-                         json={"params": {"samples": 8}})
+    answer = client.post("/api/output-types/studio-still/dispatch-plan", json={"params": {"samples": 8}})
     assert answer.status_code == 422
     assert answer.json()["error"]["field"] == "params"

@@ -71,8 +71,13 @@ def test_family_descriptions_reach_the_api_whole(client: TestClient):
 
 def test_starters(client: TestClient):
     ids = {definition["id"] for definition in client.get("/api/workflows/starters").json()}
-    assert {"cad-intake-v1", "order-still-v1", "order-turntable-v1", "order-blend-v1",
-            "order-still-thumbnail-v1"} <= ids
+    assert {
+        "cad-intake-v1",
+        "order-still-v1",
+        "order-turntable-v1",
+        "order-blend-v1",
+        "order-still-thumbnail-v1",
+    } <= ids
 
 
 def test_validate_a_starter(client: TestClient):
@@ -84,18 +89,21 @@ def test_validate_a_starter(client: TestClient):
 
 @pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe", b""])
 def test_validate_reports_unparseable_bodies(client: TestClient, content: bytes):
-    answer = client.post("/api/workflows/validate", content=content,
-                         headers={"content-type": "application/json"})
+    answer = client.post(
+        "/api/workflows/validate", content=content, headers={"content-type": "application/json"}
+    )
     assert answer.status_code == 200
     assert answer.json()["valid"] is False
     assert answer.json()["errors"][0]["code"] == "invalid_json"
 
 
-@pytest.mark.parametrize("garbage", ["garbage", 42, None, [1, 2], {"nodes": "many"},
-                                     {"id": 3, "nodes": [{"id": 7}]}])
+@pytest.mark.parametrize(
+    "garbage", ["garbage", 42, None, [1, 2], {"nodes": "many"}, {"id": 3, "nodes": [{"id": 7}]}]
+)
 def test_validate_reports_any_shape(client: TestClient, garbage: Any):
-    answer = client.post("/api/workflows/validate", content=json.dumps(garbage),
-                         headers={"content-type": "application/json"})
+    answer = client.post(
+        "/api/workflows/validate", content=json.dumps(garbage), headers={"content-type": "application/json"}
+    )
     assert answer.status_code == 200
     report = answer.json()
     assert report["valid"] is False
@@ -126,20 +134,26 @@ def test_get_definition_latest_and_version(client: TestClient):
     assert pinned == latest
 
 
-@pytest.mark.parametrize("path, field", [
-    ("/api/workflows/definitions/nope", "id"),
-    ("/api/workflows/definitions/order-still-v1/versions/9", "version"),
-])
+@pytest.mark.parametrize(
+    "path, field",
+    [
+        ("/api/workflows/definitions/nope", "id"),
+        ("/api/workflows/definitions/order-still-v1/versions/9", "version"),
+    ],
+)
 def test_missing_definition_is_not_found(client: TestClient, path: str, field: str):
     answer = client.get(path)
     assert answer.status_code == 404
-    assert answer.json()["error"] == {"code": "not_found", "message": answer.json()["error"]
-                                      ["message"], "node_id": None, "field": field}
+    assert answer.json()["error"] == {
+        "code": "not_found",
+        "message": answer.json()["error"]["message"],
+        "node_id": None,
+        "field": field,
+    }
 
 
 def test_save_creates_immutable_versions(client: TestClient):
-    first = client.post("/api/workflows/definitions",
-                        json=still_document(id="my-still", name="Mine"))
+    first = client.post("/api/workflows/definitions", json=still_document(id="my-still", name="Mine"))
     assert first.status_code == 201
     assert first.json()["definition"]["version"] == 1
     assert first.json()["definition"]["definition"]["catalog_version"] == CATALOG.version
@@ -151,8 +165,7 @@ def test_save_creates_immutable_versions(client: TestClient):
     old = client.get("/api/workflows/definitions/my-still/versions/1").json()
     assert old["name"] == "Mine" and old["definition"]["nodes"][3]["params"] == {}
     latest = client.get("/api/workflows/definitions/my-still").json()
-    assert latest["version"] == 2 and latest["definition"]["nodes"][3]["params"] == {
-        "samples": 256}
+    assert latest["version"] == 2 and latest["definition"]["nodes"][3]["params"] == {"samples": 256}
     summaries = {entry["id"]: entry for entry in client.get("/api/workflows/definitions").json()}
     assert summaries["my-still"]["versions"] == [1, 2]
 
@@ -197,8 +210,7 @@ def old_catalog(client: TestClient) -> str:
     still = next(node for node in old if node["step"] == "render.blender_still")
     still["param_schema"]["properties"]["width"]["maximum"] = 4096
     still["param_schema"]["properties"]["tonemap"] = {"type": "string"}
-    old.append({**copy.deepcopy(still), "step": "render.legacy_glow", "module_key":
-                "render.legacy_glow"})
+    old.append({**copy.deepcopy(still), "step": "render.legacy_glow", "module_key": "render.legacy_glow"})
     old = [node for node in old if node["step"] != "render.thumbnail"]
     with Session(client.app.state.engine) as session:
         session.add(CatalogSnapshot(version=OLD_VERSION, node_definitions=old))
@@ -214,22 +226,24 @@ def test_snapshot_of_current_catalog_is_recorded_on_startup(client: TestClient):
 
 
 def test_validate_explains_a_catalog_change(client: TestClient, old_catalog: str):
-    report = client.post("/api/workflows/validate",
-                         json=still_document(catalog_version=old_catalog)).json()
+    report = client.post("/api/workflows/validate", json=still_document(catalog_version=old_catalog)).json()
     change = report["catalog_changed"]
     assert report["valid"] is True
     assert change["from_version"] == old_catalog and change["to_version"] == CATALOG.version
     assert change["known"] is True
     assert change["added"] == ["render.thumbnail"]
     assert change["removed"] == ["render.legacy_glow"]
-    assert change["changed"] == [{"step": "render.blender_still", "fields": ["param_schema"],
-                                  "params": {"added": [], "removed": ["tonemap"],
-                                             "changed": ["width"]}}]
+    assert change["changed"] == [
+        {
+            "step": "render.blender_still",
+            "fields": ["param_schema"],
+            "params": {"added": [], "removed": ["tonemap"], "changed": ["width"]},
+        }
+    ]
     assert change["affected_nodes"] == ["still"]
 
 
-def test_save_with_an_old_catalog_version_is_refused_with_the_change(client: TestClient,
-                                                                     old_catalog: str):
+def test_save_with_an_old_catalog_version_is_refused_with_the_change(client: TestClient, old_catalog: str):
     document = still_document(id="stale-still", catalog_version=old_catalog)
     answer = client.post("/api/workflows/definitions", json=document)
     assert answer.status_code == 409
@@ -238,24 +252,25 @@ def test_save_with_an_old_catalog_version_is_refused_with_the_change(client: Tes
     assert error["catalog_changed"]["changed"][0]["step"] == "render.blender_still"
     assert error["validation"]["valid"] is True
     assert client.get("/api/workflows/definitions/stale-still").status_code == 404
-    resent = client.post("/api/workflows/definitions",
-                         json={**document, "catalog_version": CATALOG.version})
+    resent = client.post("/api/workflows/definitions", json={**document, "catalog_version": CATALOG.version})
     assert resent.status_code == 201
 
 
-def test_save_with_a_stale_if_match_fails_the_precondition(client: TestClient,
-                                                           old_catalog: str):
-    answer = client.post("/api/workflows/definitions", json=still_document(id="x"),
-                         headers={"If-Match": f'"{old_catalog}"'})
+def test_save_with_a_stale_if_match_fails_the_precondition(client: TestClient, old_catalog: str):
+    answer = client.post(
+        "/api/workflows/definitions", json=still_document(id="x"), headers={"If-Match": f'"{old_catalog}"'}
+    )
     assert answer.status_code == 412
     assert answer.json()["error"]["catalog_changed"]["removed"] == ["render.legacy_glow"]
-    current = client.post("/api/workflows/definitions", json=still_document(id="x"),
-                          headers={"If-Match": f'"{CATALOG.version}"'})
+    current = client.post(
+        "/api/workflows/definitions",
+        json=still_document(id="x"),
+        headers={"If-Match": f'"{CATALOG.version}"'},
+    )
     assert current.status_code == 201
 
 
 def test_an_unknown_catalog_version_is_reported_without_a_diff(client: TestClient):
-    report = client.post("/api/workflows/validate",
-                         json=still_document(catalog_version="never-seen")).json()
+    report = client.post("/api/workflows/validate", json=still_document(catalog_version="never-seen")).json()
     assert report["catalog_changed"]["known"] is False
     assert "never-seen" in report["catalog_changed"]["message"]

@@ -14,12 +14,26 @@ import pytest
 
 from conftest import REPO_ROOT
 
-RANKS = {"core": 0, "activities": 1, "registry": 2, "legacy_adapter": 3, "output_profiles": 3,
-         "workflows": 4, "persistence": 4, "prodgraph": 5, "api": 6, "worker": 6, "bench": 6,
-         "scripts": 6}
+RANKS = {
+    "core": 0,
+    "activities": 1,
+    "registry": 2,
+    "legacy_adapter": 3,
+    "output_profiles": 3,
+    "workflows": 4,
+    "persistence": 4,
+    "prodgraph": 5,
+    "api": 6,
+    "worker": 6,
+    "bench": 6,
+    "scripts": 6,
+}
 #: Same-rank pairs that must not meet in the given direction (importer, imported).
-FORBIDDEN_SAME_RANK = {("legacy_adapter", "output_profiles"), ("workflows", "persistence"),
-                       ("persistence", "workflows")}
+FORBIDDEN_SAME_RANK = {
+    ("legacy_adapter", "output_profiles"),
+    ("workflows", "persistence"),
+    ("persistence", "workflows"),
+}
 
 
 def project_files() -> list[Path]:
@@ -58,8 +72,7 @@ def violations(own: str, imports: set[str]) -> list[str]:
     return wrong
 
 
-@pytest.mark.parametrize("path", project_files(),
-                         ids=lambda path: str(path.relative_to(REPO_ROOT)))
+@pytest.mark.parametrize("path", project_files(), ids=lambda path: str(path.relative_to(REPO_ROOT)))
 def test_imports_go_only_down_the_ranks(path: Path):
     assert violations(package_of(path), imported_packages(path)) == []
 
@@ -69,10 +82,12 @@ def test_the_cli_never_imports_the_api():
 
 
 def test_only_one_of_legacy_adapter_and_output_profiles_imports_the_other():
-    adapter_to_profiles = any("output_profiles" in imported_packages(path)
-                              for path in (REPO_ROOT / "legacy_adapter").rglob("*.py"))
-    profiles_to_adapter = any("legacy_adapter" in imported_packages(path)
-                              for path in (REPO_ROOT / "output_profiles").rglob("*.py"))
+    adapter_to_profiles = any(
+        "output_profiles" in imported_packages(path) for path in (REPO_ROOT / "legacy_adapter").rglob("*.py")
+    )
+    profiles_to_adapter = any(
+        "legacy_adapter" in imported_packages(path) for path in (REPO_ROOT / "output_profiles").rglob("*.py")
+    )
     assert not (adapter_to_profiles and profiles_to_adapter)
 
 
@@ -82,10 +97,10 @@ def test_the_checker_sees_upward_and_forbidden_imports(tmp_path: Path):
     assert imported_packages(lazy) == {"api", "persistence"}
     assert violations("core", {"api"}) == ["core (rank 0) imports api (rank 6)"]
     assert violations("workflows", {"persistence", "registry"}) == [
-        "workflows imports persistence: that direction is forbidden"]
+        "workflows imports persistence: that direction is forbidden"
+    ]
 
 
 def test_every_project_package_has_a_rank():
-    packages = {path.parent.relative_to(REPO_ROOT).parts[0]
-                for path in REPO_ROOT.glob("*/__init__.py")}
+    packages = {path.parent.relative_to(REPO_ROOT).parts[0] for path in REPO_ROOT.glob("*/__init__.py")}
     assert packages - {"tests"} <= set(RANKS)

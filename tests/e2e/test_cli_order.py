@@ -22,13 +22,37 @@ def test_legacy_web_preview_order_line(tmp_path):
     env.pop("PRODGRAPH_TEMPORAL_ADDRESS", None)
     cli = [sys.executable, "-m", "prodgraph.cli"]
     try:
-        subprocess.run([*cli, "output-types", "import",
-                        str(SHARED_DIR / "fixtures" / "legacy" / "output_types_export.json")],
-                       env=env, check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                *cli,
+                "output-types",
+                "import",
+                str(SHARED_DIR / "fixtures" / "legacy" / "output_types_export.json"),
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         done = subprocess.run(
-            [*cli, "order", "web-preview", str(STEP_FIXTURES / "red_cube_blue_cylinder.step"),
-             "--out", str(tmp_path / "out"), "--width", "160", "--height", "120", "--json"],
-            env=env, capture_output=True, text=True, timeout=600)
+            [
+                *cli,
+                "order",
+                "web-preview",
+                str(STEP_FIXTURES / "red_cube_blue_cylinder.step"),
+                "--out",
+                str(tmp_path / "out"),
+                "--width",
+                "160",
+                "--height",
+                "120",
+                "--json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         stop_dev_server(tmp_path / "state")
     report = json.loads(done.stdout.strip().splitlines()[-1])
@@ -43,5 +67,9 @@ def test_legacy_web_preview_order_line(tmp_path):
         assert thumbnail.format == "PNG" and max(thumbnail.size) <= 256
     still = report["effective"]["render.blender_still"]
     assert still["params"]["engine"] == "workbench"
-    assert still["param_sources"] == {**still["param_sources"], "engine": "profile_override",
-                                      "width": "invocation", "image_format": "profile_override"}
+    assert still["param_sources"] == {
+        **still["param_sources"],
+        "engine": "profile_override",
+        "width": "invocation",
+        "image_format": "profile_override",
+    }

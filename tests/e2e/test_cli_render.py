@@ -31,17 +31,27 @@ def run_cli(*args: str, state: Path) -> tuple[int, dict, str]:
     """Run `prodgraph ... --json` on the embedded default; return exit code, JSON, stderr."""
     env = {**os.environ, "PRODGRAPH_STATE_DIR": str(state)}
     env.pop("PRODGRAPH_TEMPORAL_ADDRESS", None)
-    completed = subprocess.run([sys.executable, "-m", "prodgraph.cli", *args, "--json"],
-                               capture_output=True, text=True, env=env, timeout=600)
+    completed = subprocess.run(
+        [sys.executable, "-m", "prodgraph.cli", *args, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     lines = completed.stdout.strip().splitlines()
     assert lines, f"no output; stderr: {completed.stderr[-2000:]}"
     return completed.returncode, json.loads(lines[-1]), completed.stderr
 
 
 def test_render_red_cube_blue_cylinder(tmp_path, step_fixture, validate_gltf):
-    code, report, progress = run_cli("render", str(step_fixture("red_cube_blue_cylinder.step")),
-                                     "--out", str(tmp_path / "out"), *SMALL,
-                                     state=tmp_path / "state")
+    code, report, progress = run_cli(
+        "render",
+        str(step_fixture("red_cube_blue_cylinder.step")),
+        "--out",
+        str(tmp_path / "out"),
+        *SMALL,
+        state=tmp_path / "state",
+    )
     assert code == 0, report
     assert report["status"] == "completed" and report["error"] is None
     assert report["temporal_ui"].startswith("http://127.0.0.1:")
@@ -69,12 +79,14 @@ def test_render_red_cube_blue_cylinder(tmp_path, step_fixture, validate_gltf):
     assert report["bbox"]["max"] == pytest.approx([0.015, 0.010, 0.010], abs=1e-6)
 
 
-@pytest.mark.parametrize("name", ["malformed_empty.step", "malformed_truncated.step",
-                                  "malformed_png_renamed.step"])
+@pytest.mark.parametrize(
+    "name", ["malformed_empty.step", "malformed_truncated.step", "malformed_png_renamed.step"]
+)
 def test_malformed_step_fails_quickly_with_a_clear_error(tmp_path, step_fixture, name):
     started = time.monotonic()
-    code, report, _ = run_cli("intake", str(step_fixture(name)), "--out", str(tmp_path),
-                              state=tmp_path / "state")
+    code, report, _ = run_cli(
+        "intake", str(step_fixture(name)), "--out", str(tmp_path), state=tmp_path / "state"
+    )
     assert code == 1
     assert report["status"] == "failed"
     assert report["error"]["code"] == "invalid_cad_file"

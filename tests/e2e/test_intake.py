@@ -19,14 +19,18 @@ async def intake(session, path):
     return result
 
 
-@pytest.mark.parametrize("name", ["malformed_dangling_reference.stp",
-                                  "edge_ap242_one_hole_crashes_occt77.stp",
-                                  "malformed_garbage_in_entity.stp",
-                                  "edge_external_refs_no_solids.stp",
-                                  "malformed_header_only_no_data.step",
-                                  "malformed_obj_renamed.step"])
-async def test_hostile_files_end_the_run_cleanly_and_the_worker_lives_on(session, step_fixture,
-                                                                         name):
+@pytest.mark.parametrize(
+    "name",
+    [
+        "malformed_dangling_reference.stp",
+        "edge_ap242_one_hole_crashes_occt77.stp",
+        "malformed_garbage_in_entity.stp",
+        "edge_external_refs_no_solids.stp",
+        "malformed_header_only_no_data.step",
+        "malformed_obj_renamed.step",
+    ],
+)
+async def test_hostile_files_end_the_run_cleanly_and_the_worker_lives_on(session, step_fixture, name):
     hostile = await intake(session, step_fixture(name))
     if hostile.status == "failed":
         assert hostile.error.code == "invalid_cad_file", hostile.error

@@ -18,9 +18,15 @@ from registry.catalog import default_catalog
 from registry.starters import starter
 
 pytestmark = [pytest.mark.e2e, pytest.mark.occt, pytest.mark.blender]
-STEEL_LOOK = {"renderer": "cycles", "resolution": "1600x1200", "samples": 96,
-              "transparent_bg": "no", "material_override": "brushed_steel", "file_format": "png",
-              "template": "studio_white"}
+STEEL_LOOK = {
+    "renderer": "cycles",
+    "resolution": "1600x1200",
+    "samples": 96,
+    "transparent_bg": "no",
+    "material_override": "brushed_steel",
+    "file_format": "png",
+    "template": "studio_white",
+}
 SMALL = {"width": 160, "height": 120, "samples": 4}
 DELIVERABLES = {"still", "turntable", "blend", "thumbnail"}
 
@@ -28,19 +34,28 @@ DELIVERABLES = {"still", "turntable", "blend", "thumbnail"}
 def steel_look(**fields) -> OutputTypeCreate:
     """The legacy 'Steel Look Still' output type, as imported."""
     mapping = map_legacy_settings(STEEL_LOOK)
-    return OutputTypeCreate(slug="steel-look-still", name="Steel Look Still", family="order_line",
-                            artifact_kinds=[mapping.artifact_kind],
-                            overrides=mapping.overrides.model_dump(mode="json"),
-                            legacy_render_settings=STEEL_LOOK, **fields)
+    return OutputTypeCreate(
+        slug="steel-look-still",
+        name="Steel Look Still",
+        family="order_line",
+        artifact_kinds=[mapping.artifact_kind],
+        overrides=mapping.overrides.model_dump(mode="json"),
+        legacy_render_settings=STEEL_LOOK,
+        **fields,
+    )
 
 
 async def test_legacy_and_graph_rollouts_deliver_the_same(session, step_fixture):
     catalog = default_catalog()
-    order = OrderLine(order_line_id="ol-1001", invocation_params=SMALL,
-                      step_path=str(step_fixture("red_cube_blue_cylinder.step")))
+    order = OrderLine(
+        order_line_id="ol-1001",
+        invocation_params=SMALL,
+        step_path=str(step_fixture("red_cube_blue_cylinder.step")),
+    )
     legacy_plan = plan_dispatch(steel_look(), None, catalog, SMALL)
-    graph_plan = plan_dispatch(steel_look(rollout="graph", workflow_id="order-still-v1"),
-                               starter("order-still-v1"), catalog, SMALL)
+    graph_plan = plan_dispatch(
+        steel_look(rollout="graph", workflow_id="order-still-v1"), starter("order-still-v1"), catalog, SMALL
+    )
     legacy = await (await start_order_line(session, legacy_plan, order, "steel-look-still")).result()
     graph = await (await start_order_line(session, graph_plan, order, "steel-look-still")).result()
 
@@ -55,8 +70,7 @@ async def test_legacy_and_graph_rollouts_deliver_the_same(session, step_fixture)
     assert legacy.effective["materials.resolve_map"].params["material_override"] == "brushed_steel"
 
     for result in (legacy, graph):
-        png = next(Path(urlparse(ref.uri).path) for ref in result.artifacts
-                   if ref.role == "still")
+        png = next(Path(urlparse(ref.uri).path) for ref in result.artifacts if ref.role == "still")
         # the steel override turns the red cube grey; the blue cylinder is steel too
         assert colour_fractions(png)["foreground"] > 0.05
         assert colour_fractions(png)["red"] < 0.001

@@ -24,27 +24,32 @@ def renamed_intake() -> WorkflowDefinition:
     """The intake starter with every node id changed."""
     definition = starter(INTAKE_STARTER)
     nodes = [node.model_copy(update={"id": RENAMED[node.id]}) for node in definition.nodes]
-    edges = [edge.model_copy(update={"source": RENAMED[edge.source],
-                                     "target": RENAMED[edge.target]})
-             for edge in definition.edges]
-    return definition.model_copy(update={"id": "renamed-intake", "nodes": nodes,
-                                         "edges": edges})
+    edges = [
+        edge.model_copy(update={"source": RENAMED[edge.source], "target": RENAMED[edge.target]})
+        for edge in definition.edges
+    ]
+    return definition.model_copy(update={"id": "renamed-intake", "nodes": nodes, "edges": edges})
 
 
 def test_the_entry_is_found_by_field_and_role_whatever_the_node_ids():
-    outputs = {"a": {"step_file": {**REF, "role": "step_file"}, "source_name": "x.step"},
-               "b": {"glb": {**REF, "role": "glb"}, "node_names": []},
-               "c": {"bbox": {"min": [0, 0, 0], "max": [1, 1, 1]}},
-               "d": {"objects": [], "source_unit": "mm"}}
+    outputs = {
+        "a": {"step_file": {**REF, "role": "step_file"}, "source_name": "x.step"},
+        "b": {"glb": {**REF, "role": "glb"}, "node_names": []},
+        "c": {"bbox": {"min": [0, 0, 0], "max": [1, 1, 1]}},
+        "d": {"objects": [], "source_unit": "mm"},
+    }
     entry = order_line_entry(outputs, "ol-1", "studio-still")
     assert entry["glb"]["role"] == "glb" and entry["bbox"]["max"] == [1, 1, 1]
     assert entry["order_line_id"] == "ol-1" and entry["objects"] == []
 
 
 def test_an_artifact_of_another_role_does_not_fill_an_entry_field():
-    outputs = {"a": {"step_file": {**REF, "role": "step_file"}},
-               "b": {"glb": {**REF, "role": "thumbnail"}},
-               "c": {"bbox": {"min": [0, 0, 0], "max": [1, 1, 1]}}, "d": {"objects": []}}
+    outputs = {
+        "a": {"step_file": {**REF, "role": "step_file"}},
+        "b": {"glb": {**REF, "role": "thumbnail"}},
+        "c": {"bbox": {"min": [0, 0, 0], "max": [1, 1, 1]}},
+        "d": {"objects": []},
+    }
     with pytest.raises(InvalidDefinitionError) as refused:
         order_line_entry(outputs, "ol-1")
     assert refused.value.field == "glb"
@@ -55,8 +60,7 @@ def test_an_intake_that_cannot_feed_an_order_line_is_refused_at_compile_time():
     kept = [node for node in definition.nodes if node.step != "cad.compute_bbox"]
     edges = [edge for edge in definition.edges if edge.target != "measure"]
     with pytest.raises(InvalidDefinitionError) as refused:
-        compile_intake(definition.model_copy(update={"nodes": kept, "edges": edges}),
-                       default_catalog())
+        compile_intake(definition.model_copy(update={"nodes": kept, "edges": edges}), default_catalog())
     assert "bbox" in refused.value.message
     assert refused.value.problems[0]["code"] == "intake_output_missing"
 
@@ -66,12 +70,16 @@ def test_an_intake_that_cannot_feed_an_order_line_is_refused_at_compile_time():
 @pytest.mark.blender
 async def test_an_order_line_completes_after_its_intake_nodes_are_renamed(session, step_fixture):
     catalog = default_catalog()
-    plan = DispatchPlan(route="graph", artifact_kinds=["still_image"],
-                        intake_plan=compile_intake(renamed_intake(), catalog),
-                        graph_plan=compile_plan(starter("order-still-v1"), catalog,
-                                                invocation_params=SMALL))
-    order = OrderLine(order_line_id=f"renamed-{uuid.uuid4().hex[:6]}",
-                      step_path=str(step_fixture("red_cube_blue_cylinder.step")))
+    plan = DispatchPlan(
+        route="graph",
+        artifact_kinds=["still_image"],
+        intake_plan=compile_intake(renamed_intake(), catalog),
+        graph_plan=compile_plan(starter("order-still-v1"), catalog, invocation_params=SMALL),
+    )
+    order = OrderLine(
+        order_line_id=f"renamed-{uuid.uuid4().hex[:6]}",
+        step_path=str(step_fixture("red_cube_blue_cylinder.step")),
+    )
     result = await (await start_order_line(session, plan, order, "studio-still")).result()
     assert result.status == "completed", result.error
     roles = {ref.role for ref in result.artifacts}

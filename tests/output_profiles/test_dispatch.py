@@ -11,18 +11,30 @@ from output_profiles.models import OutputTypeCreate
 from registry.catalog import default_catalog
 from registry.starters import starter
 
-CATALOGUE_STILL = {"renderer": "cycles", "render_backend": "celery", "resolution": "1920x1080",
-                   "samples": 64, "transparent_bg": False, "file_format": "PNG",
-                   "camera_preset": "front_three_quarter"}
+CATALOGUE_STILL = {
+    "renderer": "cycles",
+    "render_backend": "celery",
+    "resolution": "1920x1080",
+    "samples": 64,
+    "transparent_bg": False,
+    "file_format": "PNG",
+    "camera_preset": "front_three_quarter",
+}
 
 
 def output_type(**fields) -> OutputTypeCreate:
     """A complete still output type, changed by `fields`."""
     mapping = map_legacy_settings(CATALOGUE_STILL)
-    base = dict(slug="catalogue-still", name="Catalogue Still", family="order_line",
-                artifact_kinds=[mapping.artifact_kind],
-                overrides=mapping.overrides.model_dump(mode="json"),
-                legacy_render_settings=CATALOGUE_STILL, pricing_tier="A", categories=["bearings"])
+    base = dict(
+        slug="catalogue-still",
+        name="Catalogue Still",
+        family="order_line",
+        artifact_kinds=[mapping.artifact_kind],
+        overrides=mapping.overrides.model_dump(mode="json"),
+        legacy_render_settings=CATALOGUE_STILL,
+        pricing_tier="A",
+        categories=["bearings"],
+    )
     return OutputTypeCreate(**{**base, **fields})
 
 
@@ -38,8 +50,9 @@ def test_no_workflow_goes_to_the_legacy_pipeline_with_the_adapter_overrides():
 
 def test_graph_rollout_compiles_the_linked_workflow_and_records_provenance():
     profile = output_type(rollout="graph", workflow_id="order-still-v1", workflow_version=1)
-    plan = plan_dispatch(profile, starter("order-still-v1"), default_catalog(),
-                         invocation_params={"samples": 4})
+    plan = plan_dispatch(
+        profile, starter("order-still-v1"), default_catalog(), invocation_params={"samples": 4}
+    )
     assert plan.route == "graph"
     still = plan.effective()["render.blender_still"]
     assert still.params["samples"] == 4 and still.param_sources["samples"] == "invocation"
@@ -51,8 +64,12 @@ def test_graph_rollout_compiles_the_linked_workflow_and_records_provenance():
 
 def test_legacy_and_graph_rollouts_resolve_the_same_render_settings():
     legacy = plan_dispatch(output_type(), None, default_catalog(), {"samples": 4})
-    graph = plan_dispatch(output_type(rollout="graph", workflow_id="order-still-v1"),
-                          starter("order-still-v1"), default_catalog(), {"samples": 4})
+    graph = plan_dispatch(
+        output_type(rollout="graph", workflow_id="order-still-v1"),
+        starter("order-still-v1"),
+        default_catalog(),
+        {"samples": 4},
+    )
     for module in ("render.blender_still", "materials.resolve_map", "render.resolve_template"):
         assert legacy.effective()[module] == graph.effective()[module], module
 

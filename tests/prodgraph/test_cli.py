@@ -14,8 +14,9 @@ LEGACY = SHARED_DIR / "fixtures" / "legacy"
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     """Run `prodgraph ARGS` as a user would."""
-    return subprocess.run([sys.executable, "-m", "prodgraph.cli", *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "prodgraph.cli", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_legacy_map_reproduces_the_expected_invocations_exactly():
@@ -37,16 +38,26 @@ def test_nodes_json_lists_every_module_with_its_contract():
 
 
 def test_validate_reports_problems_and_exits_non_zero(tmp_path: Path):
-    definition = {"id": "bad", "version": 1, "family": "cad_file", "name": "bad",
-                  "nodes": [{"id": "a", "step": "cad.nope"}], "edges": []}
+    definition = {
+        "id": "bad",
+        "version": 1,
+        "family": "cad_file",
+        "name": "bad",
+        "nodes": [{"id": "a", "step": "cad.nope"}],
+        "edges": [],
+    }
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(definition))
     done = cli("validate", str(path), "--json")
     assert done.returncode == 1
     report = json.loads(done.stdout)
     assert report["valid"] is False
-    assert report["errors"][0] | {"message": ""} == {"code": "unknown_step", "node_id": "a",
-                                                     "path": "$.nodes[0].step", "message": ""}
+    assert report["errors"][0] | {"message": ""} == {
+        "code": "unknown_step",
+        "node_id": "a",
+        "path": "$.nodes[0].step",
+        "message": "",
+    }
 
 
 def test_unreadable_files_are_a_clear_error_not_a_traceback(tmp_path: Path):
@@ -60,15 +71,26 @@ def test_output_types_import_creates_then_updates(tmp_path: Path):
     import os
 
     env = {**os.environ, "PRODGRAPH_STATE_DIR": str(tmp_path)}
-    command = [sys.executable, "-m", "prodgraph.cli", "output-types", "import",
-               str(LEGACY / "output_types_export.json"), "--json"]
-    first = json.loads(subprocess.run(command, capture_output=True, text=True, env=env,
-                                      timeout=120, check=True).stdout)
+    command = [
+        sys.executable,
+        "-m",
+        "prodgraph.cli",
+        "output-types",
+        "import",
+        str(LEGACY / "output_types_export.json"),
+        "--json",
+    ]
+    first = json.loads(
+        subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=True).stdout
+    )
     assert (first["created"], first["updated"], first["errors"]) == (11, 0, 3)
-    errors = {record["slug"]: record["error"]["key"] for record in first["records"]
-              if record["error"]}
-    assert errors == {"broken-resolution": "resolution", "negative-samples": "samples",
-                      "unknown-renderer": "renderer"}
-    again = json.loads(subprocess.run(command, capture_output=True, text=True, env=env,
-                                      timeout=120, check=True).stdout)
+    errors = {record["slug"]: record["error"]["key"] for record in first["records"] if record["error"]}
+    assert errors == {
+        "broken-resolution": "resolution",
+        "negative-samples": "samples",
+        "unknown-renderer": "renderer",
+    }
+    again = json.loads(
+        subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=True).stdout
+    )
     assert (again["created"], again["updated"]) == (0, 11)

@@ -10,15 +10,38 @@ from registry.catalog import Catalog, default_catalog
 from registry.node_definition import NodeDefinition
 
 DESIGN_MODULES = {
-    "cad.resolve_step_path", "cad.extract_objects", "cad.export_glb", "cad.compute_bbox",
-    "materials.resolve_map", "materials.auto_populate", "render.resolve_template",
-    "render.blender_still", "render.blender_turntable", "render.export_blend",
-    "output.publish_asset", "output.notify",
+    "cad.resolve_step_path",
+    "cad.extract_objects",
+    "cad.export_glb",
+    "cad.compute_bbox",
+    "materials.resolve_map",
+    "materials.auto_populate",
+    "render.resolve_template",
+    "render.blender_still",
+    "render.blender_turntable",
+    "render.export_blend",
+    "output.publish_asset",
+    "output.notify",
 }
-FIELDS = {"family", "families", "module_key", "step", "label", "category", "description",
-          "input_contract", "output_contract", "param_schema", "artifact_roles_consumed",
-          "artifact_roles_produced", "legacy_source", "ui", "retry_defaults", "timeout_s",
-          "task_queue"}
+FIELDS = {
+    "family",
+    "families",
+    "module_key",
+    "step",
+    "label",
+    "category",
+    "description",
+    "input_contract",
+    "output_contract",
+    "param_schema",
+    "artifact_roles_consumed",
+    "artifact_roles_produced",
+    "legacy_source",
+    "ui",
+    "retry_defaults",
+    "timeout_s",
+    "task_queue",
+}
 
 
 def test_every_module_of_the_design_is_present_with_every_field():
@@ -35,8 +58,7 @@ def test_every_module_of_the_design_is_present_with_every_field():
 
 def test_every_schema_renders_and_every_param_has_a_default_and_a_description():
     for definition in default_catalog().list():
-        for schema in (definition.input_contract, definition.output_contract,
-                       definition.param_schema):
+        for schema in (definition.input_contract, definition.output_contract, definition.param_schema):
             jsonschema.Draft202012Validator.check_schema(schema)
         for name, field in definition.param_schema.get("properties", {}).items():
             assert "default" in field, f"{definition.step}.{name} has no default"
@@ -47,9 +69,15 @@ def test_every_schema_renders_and_every_param_has_a_default_and_a_description():
 def test_heavy_modules_run_on_their_own_queues():
     catalog = default_catalog()
     assert {key for key, spec in catalog.specs.items() if spec.task_queue == "cad"} >= {
-        "cad.extract_objects", "cad.export_glb", "cad.compute_bbox"}
+        "cad.extract_objects",
+        "cad.export_glb",
+        "cad.compute_bbox",
+    }
     assert {key for key, spec in catalog.specs.items() if spec.task_queue == "render"} >= {
-        "render.blender_still", "render.blender_turntable", "render.export_blend"}
+        "render.blender_still",
+        "render.blender_turntable",
+        "render.export_blend",
+    }
 
 
 def test_roles_and_families_are_consistent():
@@ -57,7 +85,8 @@ def test_roles_and_families_are_consistent():
     assert catalog.definitions["cad.export_glb"].artifact_roles_produced == ["glb"]
     assert catalog.definitions["render.blender_still"].artifact_roles_consumed == ["glb"]
     assert set(catalog.families["cad_file"].palette) == {
-        key for key in catalog.specs if key.startswith("cad.")}
+        key for key in catalog.specs if key.startswith("cad.")
+    }
     assert "render.blender_still" in catalog.families["order_line"].palette
 
 
@@ -75,6 +104,7 @@ def test_the_catalogue_version_is_a_stable_content_hash():
 
 def test_a_module_without_typed_contracts_fails_at_import_and_says_the_fix():
     with pytest.raises(TypeError, match="annotate the return with a BaseModel subclass"):
+
         @production_module("bad.module", families=("cad_file",), label="Bad", category="cad")
         async def bad(input: NodeDefinition) -> dict:  # noqa: ARG001
             return {}

@@ -30,8 +30,7 @@ CAD_LEAVES = ("cad.extract_objects", "cad.export_glb", "cad.compute_bbox")
 ROOTS = {"cad_file": "cad.resolve_step_path", "order_line": "render.blender_still"}
 LEAVES = {"cad_file": CAD_LEAVES, "order_line": ("render.blender_still",)}
 NODE_IDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=10)
-FLAWS = ("back_edge", "dangling", "unknown_step", "bad_params", "second_root", "still",
-         "isolated")
+FLAWS = ("back_edge", "dangling", "unknown_step", "bad_params", "second_root", "still", "isolated")
 PROPERTY_SETTINGS = settings(max_examples=80, deadline=None)
 
 Document = dict[str, Any]
@@ -106,27 +105,38 @@ def test_starter_validates_without_problems(path: Path) -> None:
     assert report.catalog_version == default_catalog().version
 
 
-def definition(family: str, nodes: list[tuple[str, str]], edges: list[tuple[str, str]],
-               **extra: Any) -> Document:
+def definition(
+    family: str, nodes: list[tuple[str, str]], edges: list[tuple[str, str]], **extra: Any
+) -> Document:
     """A definition document from (id, step) nodes and (source, target) edges."""
-    return {"id": "inline", "version": 1, "family": family, "name": "inline", **extra,
-            "nodes": [{"id": node_id, "step": step} for node_id, step in nodes],
-            "edges": [{"source": source, "target": target} for source, target in edges]}
+    return {
+        "id": "inline",
+        "version": 1,
+        "family": family,
+        "name": "inline",
+        **extra,
+        "nodes": [{"id": node_id, "step": step} for node_id, step in nodes],
+        "edges": [{"source": source, "target": target} for source, target in edges],
+    }
 
 
 def two_stills(bad_params: dict[str, Any]) -> Document:
     """An order_line graph whose second node carries the given params."""
-    document = definition("order_line", [("front", "render.blender_still"),
-                                         ("top", "render.blender_still")], [("front", "top")])
+    document = definition(
+        "order_line", [("front", "render.blender_still"), ("top", "render.blender_still")], [("front", "top")]
+    )
     document["nodes"][1]["params"] = bad_params
     return document
 
 
-@pytest.mark.parametrize(("params", "path"), [
-    ({"width": -1}, "$.nodes[1].params.width"),
-    ({"sharpness": 3}, "$.nodes[1].params.sharpness"),
-    ({"engine": "povray"}, "$.nodes[1].params.engine"),
-])
+@pytest.mark.parametrize(
+    ("params", "path"),
+    [
+        ({"width": -1}, "$.nodes[1].params.width"),
+        ({"sharpness": 3}, "$.nodes[1].params.sharpness"),
+        ({"engine": "povray"}, "$.nodes[1].params.engine"),
+    ],
+)
 def test_invalid_params_path_points_at_the_param(params: dict[str, Any], path: str) -> None:
     report = validate(two_stills(params))
     assert [(p.code, p.node_id, p.path) for p in report.errors] == [("invalid_params", "top", path)]
@@ -135,15 +145,16 @@ def test_invalid_params_path_points_at_the_param(params: dict[str, Any], path: s
 def test_every_bad_param_is_reported_at_once() -> None:
     report = validate(two_stills({"width": -1, "height": 0, "bogus": True}))
     assert {p.path for p in report.errors} == {
-        "$.nodes[1].params.width", "$.nodes[1].params.height", "$.nodes[1].params.bogus"}
+        "$.nodes[1].params.width",
+        "$.nodes[1].params.height",
+        "$.nodes[1].params.bogus",
+    }
 
 
 def test_every_problem_is_reported_at_once() -> None:
     document = load_fixture("unknown_step.json")
-    document["nodes"].append({"id": "still", "step": "render.blender_still",
-                              "params": {"width": -1}})
-    document["edges"] += [{"source": "extract", "target": "still"},
-                          {"source": "extract", "target": "ghost"}]
+    document["nodes"].append({"id": "still", "step": "render.blender_still", "params": {"width": -1}})
+    document["edges"] += [{"source": "extract", "target": "still"}, {"source": "extract", "target": "ghost"}]
     codes = {problem.code for problem in validate(document).errors}
     assert {"unknown_step", "dangling_edge", "invalid_params", "mixed_family"} <= codes
 
@@ -152,14 +163,19 @@ def test_a_non_string_node_id_is_a_shape_error() -> None:
     document = load_fixture("invalid_params.json")
     document["nodes"][0]["id"] = 7
     report = validate(document)
-    assert [(p.code, p.node_id, p.path) for p in report.errors] == [
-        ("invalid_shape", None, "$.nodes[0].id")]
+    assert [(p.code, p.node_id, p.path) for p in report.errors] == [("invalid_shape", None, "$.nodes[0].id")]
 
 
 def test_a_duplicated_producer_id_is_not_an_ambiguous_input() -> None:
-    document = definition("cad_file", [("resolve", "cad.resolve_step_path"),
-                                       ("resolve", "cad.resolve_step_path"),
-                                       ("glb", "cad.export_glb")], [("resolve", "glb")])
+    document = definition(
+        "cad_file",
+        [
+            ("resolve", "cad.resolve_step_path"),
+            ("resolve", "cad.resolve_step_path"),
+            ("glb", "cad.export_glb"),
+        ],
+        [("resolve", "glb")],
+    )
     assert [p.code for p in validate(document).errors] == ["duplicate_node_id"]
 
 
@@ -183,8 +199,7 @@ def valid_dags(draw: st.DrawFn) -> Document:
         parents = draw(st.sets(st.sampled_from(ids[:position]), min_size=1))
         edges += [{"source": parent, "target": node_id} for parent in sorted(parents)]
     nodes = [{"id": node_id, "step": step} for node_id, step in zip(ids, steps, strict=True)]
-    return {"id": "random", "version": 1, "family": family, "name": "random",
-            "nodes": nodes, "edges": edges}
+    return {"id": "random", "version": 1, "family": family, "name": "random", "nodes": nodes, "edges": edges}
 
 
 def edge_pairs(document: Document) -> list[tuple[str, str]]:
@@ -220,8 +235,9 @@ def test_a_back_edge_is_a_cycle(document: Document, data: st.DataObject) -> None
 
 @PROPERTY_SETTINGS
 @given(valid_dags(), NODE_IDS, st.booleans(), st.data())
-def test_a_dangling_edge_is_caught(document: Document, ghost: str, outgoing: bool,
-                                   data: st.DataObject) -> None:
+def test_a_dangling_edge_is_caught(
+    document: Document, ghost: str, outgoing: bool, data: st.DataObject
+) -> None:
     node_ids = [node["id"] for node in document["nodes"]]
     ghost = ghost if ghost not in node_ids else ghost + "!"
     real = data.draw(st.sampled_from(node_ids))
@@ -247,7 +263,7 @@ def random_dags(draw: st.DrawFn) -> tuple[list[str], list[tuple[str, str]]]:
     """Unique ids and edges that only point forward in a hidden random ranking."""
     ids = draw(st.lists(NODE_IDS, min_size=1, max_size=12, unique=True))
     ranked = draw(st.permutations(ids))
-    pairs = [(a, b) for i, a in enumerate(ranked) for b in ranked[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(ranked) for b in ranked[i + 1 :]]
     edges = draw(st.lists(st.sampled_from(pairs), unique=True)) if pairs else []
     return ids, edges
 
@@ -265,8 +281,9 @@ def test_topological_order_respects_every_edge(dag: tuple[list[str], list[tuple[
 
 @PROPERTY_SETTINGS
 @given(random_dags(), st.data())
-def test_topological_order_refuses_a_cycle(dag: tuple[list[str], list[tuple[str, str]]],
-                                          data: st.DataObject) -> None:
+def test_topological_order_refuses_a_cycle(
+    dag: tuple[list[str], list[tuple[str, str]]], data: st.DataObject
+) -> None:
     ids, edges = dag
     tail = data.draw(st.sampled_from(ids))
     head = data.draw(st.sampled_from(sorted(ancestors_of(tail, edges) | {tail})))
@@ -283,8 +300,7 @@ def flawed_dags(draw: st.DrawFn) -> Document:
             tail = draw(st.sampled_from(node_ids))
             document["edges"].append({"source": tail, "target": node_ids[0]})
         elif flaw == "dangling":
-            document["edges"].append({"source": draw(st.sampled_from(node_ids)),
-                                      "target": "ghost!"})
+            document["edges"].append({"source": draw(st.sampled_from(node_ids)), "target": "ghost!"})
         elif flaw == "unknown_step":
             draw(st.sampled_from(document["nodes"]))["step"] = "cad.nonexistent"
         elif flaw == "bad_params":
@@ -316,6 +332,7 @@ def shuffled(value: Any, rng: random.Random) -> Any:
 
 def placed(problem: Problem, document: Document) -> tuple[str, str | None, str | None, str]:
     """A problem with list positions in its path replaced by what sits there."""
+
     def name(match: re.Match[str]) -> str:
         kind, position = match.group(1), int(match.group(2))
         item = document[kind][position]
@@ -328,12 +345,15 @@ def placed(problem: Problem, document: Document) -> tuple[str, str | None, str |
 def placed_report(document: Document) -> tuple[bool, list, list, str | None]:
     """The report of a document, with paths independent of list positions."""
     report = validate(document)
-    return (report.valid, sorted(placed(p, document) for p in report.errors),
-            sorted(placed(p, document) for p in report.warnings), report.catalog_version)
+    return (
+        report.valid,
+        sorted(placed(p, document) for p in report.errors),
+        sorted(placed(p, document) for p in report.warnings),
+        report.catalog_version,
+    )
 
 
 @PROPERTY_SETTINGS
 @given(flawed_dags(), st.randoms(use_true_random=False))
-def test_report_does_not_depend_on_list_or_key_order(document: Document,
-                                                    rng: random.Random) -> None:
+def test_report_does_not_depend_on_list_or_key_order(document: Document, rng: random.Random) -> None:
     assert placed_report(shuffled(document, rng)) == placed_report(document)

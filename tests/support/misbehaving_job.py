@@ -50,5 +50,15 @@ def echo(request: Probe) -> dict:
 
 
 if __name__ == "__main__":
-    run_job({op: (handler, Probe) for op, handler in
-             (("crash", crash), ("hang", hang), ("hog", hog), ("refuse", refuse), ("echo", echo))})
+    run_job(
+        {
+            op: (handler, Probe)
+            for op, handler in (
+                ("crash", crash),
+                ("hang", hang),
+                ("hog", hog),
+                ("refuse", refuse),
+                ("echo", echo),
+            )
+        }
+    )

@@ -48,23 +48,36 @@ async def hang_in_child(input: HangInput) -> HangOutput:
 
 
 def _plan(timeout_s: float) -> ExecutionPlan:
-    node = PlanNode(id="hang", step="test.hang_in_child", module_key="test.hang_in_child",
-                    task_queue="default", depends_on=[], inputs={}, params={},
-                    param_sources={}, retry=RetryPolicy(max_attempts=1), timeout_s=timeout_s,
-                    on_failure="fail_run")
-    return ExecutionPlan(workflow_id="hang", workflow_version=1, family="cad_file",
-                         catalog_version="test", nodes=[node])
+    node = PlanNode(
+        id="hang",
+        step="test.hang_in_child",
+        module_key="test.hang_in_child",
+        task_queue="default",
+        depends_on=[],
+        inputs={},
+        params={},
+        param_sources={},
+        retry=RetryPolicy(max_attempts=1),
+        timeout_s=timeout_s,
+        on_failure="fail_run",
+    )
+    return ExecutionPlan(
+        workflow_id="hang", workflow_version=1, family="cad_file", catalog_version="test", nodes=[node]
+    )
 
 
 async def test_the_child_is_killed_at_the_nodes_timeout_with_a_typed_error(temporal_env):
     queue = f"timeout-{uuid.uuid4().hex[:8]}"
-    async with Worker(temporal_env.client, task_queue=queue, workflows=[GraphWorkflow],
-                      activities=[hang_in_child]):
+    async with Worker(
+        temporal_env.client, task_queue=queue, workflows=[GraphWorkflow], activities=[hang_in_child]
+    ):
         started = time.monotonic()
         result = await temporal_env.client.execute_workflow(
-            GraphWorkflow.run, GraphRunInput(plan=_plan(6), entry={},
-                                             task_queues={"default": queue}),
-            id=f"hang-{uuid.uuid4().hex[:8]}", task_queue=queue)
+            GraphWorkflow.run,
+            GraphRunInput(plan=_plan(6), entry={}, task_queues={"default": queue}),
+            id=f"hang-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
+        )
         elapsed = time.monotonic() - started
     assert result.status == "failed"
     # The child's own clock fired (a typed job_timeout), not Temporal's start-to-close timer.
@@ -85,18 +98,24 @@ async def test_a_node_timeout_reaches_the_real_step_job(temporal_env, settings, 
             return await super().run(job, op, request, timeout_s)
 
     definition = starter(INTAKE_STARTER)
-    nodes = [node.model_copy(update={"timeout_s": 45.0}) if node.step == "cad.extract_objects"
-             else node for node in definition.nodes]
+    nodes = [
+        node.model_copy(update={"timeout_s": 45.0}) if node.step == "cad.extract_objects" else node
+        for node in definition.nodes
+    ]
     plan = compile_plan(definition.model_copy(update={"nodes": nodes}), default_catalog())
     workers = build_workers(temporal_env.client, settings, jobs=RecordingRunner())
     tasks = [asyncio.create_task(worker.run()) for worker in workers]
     try:
         session = TemporalSession(temporal_env.client, None, settings)
-        _, result = await run_plan(session, plan, {
-            "step_path": str(step_fixture("red_cube_blue_cylinder.step"))})
+        _, result = await run_plan(
+            session, plan, {"step_path": str(step_fixture("red_cube_blue_cylinder.step"))}
+        )
     finally:
         await asyncio.gather(*(worker.shutdown() for worker in workers))
         await asyncio.gather(*tasks, return_exceptions=True)
     assert result.status == "completed"
-    assert seen == {"extract": 45 - REPORT_MARGIN_MAX_S, "glb": 600 - REPORT_MARGIN_MAX_S,
-                    "bbox": 300 - REPORT_MARGIN_MAX_S}
+    assert seen == {
+        "extract": 45 - REPORT_MARGIN_MAX_S,
+        "glb": 600 - REPORT_MARGIN_MAX_S,
+        "bbox": 300 - REPORT_MARGIN_MAX_S,
+    }

@@ -35,8 +35,7 @@ class StandIns:
         self.calls[key] += 1
         self.started.append(key)
         if key in self.permanent:
-            raise ApplicationError(f"{key} cannot go on", type="invalid_cad_file",
-                                   non_retryable=True)
+            raise ApplicationError(f"{key} cannot go on", type="invalid_cad_file", non_retryable=True)
         if self.fail.get(key, 0) > 0:
             self.fail[key] -= 1
             raise ApplicationError(f"{key} flaked", type="flaky")
@@ -58,8 +57,7 @@ class StandIns:
             self._enter("cad.extract_objects")
             assert input["step_file"]["role"] == "step_file"
             await self._work()
-            return {"objects": [{"name": "part", "path": "part", "kind": "part"}],
-                    "source_unit": "mm"}
+            return {"objects": [{"name": "part", "path": "part", "kind": "part"}], "source_unit": "mm"}
 
         @activity.defn(name="cad.export_glb")
         async def glb(input: dict) -> dict:
@@ -76,17 +74,19 @@ class StandIns:
         return [resolve, extract, glb, bbox]
 
 
-async def run_intake(env, stand_ins: StandIns, definition: WorkflowDefinition | None = None,
-                     decide=None):
+async def run_intake(env, stand_ins: StandIns, definition: WorkflowDefinition | None = None, decide=None):
     queue = f"graph-{uuid.uuid4().hex[:8]}"
     plan = compile_plan(definition or starter("cad-intake-v1"), default_catalog())
     queues = {"default": queue, "cad": queue, "render": queue}
-    async with Worker(env.client, task_queue=queue, workflows=[GraphWorkflow],
-                      activities=stand_ins.activities()):
+    async with Worker(
+        env.client, task_queue=queue, workflows=[GraphWorkflow], activities=stand_ins.activities()
+    ):
         handle = await env.client.start_workflow(
-            GraphWorkflow.run, GraphRunInput(plan=plan, entry={"step_path": "/x.step"},
-                                             task_queues=queues),
-            id=f"test-{uuid.uuid4().hex}", task_queue=queue)
+            GraphWorkflow.run,
+            GraphRunInput(plan=plan, entry={"step_path": "/x.step"}, task_queues=queues),
+            id=f"test-{uuid.uuid4().hex}",
+            task_queue=queue,
+        )
         if decide:
             await decide(handle)
         return await handle.result()
@@ -108,8 +108,7 @@ async def test_intake_runs_every_node_and_branches_in_parallel(temporal_env):
     assert {state.status for state in result.nodes.values()} == {"completed"}
     assert result.outputs["bbox"]["bbox"]["max"] == [1, 1, 1]
     assert stand_ins.started[0] == "cad.resolve_step_path"
-    assert sorted(stand_ins.started[1:]) == ["cad.compute_bbox", "cad.export_glb",
-                                             "cad.extract_objects"]
+    assert sorted(stand_ins.started[1:]) == ["cad.compute_bbox", "cad.export_glb", "cad.extract_objects"]
     assert stand_ins.max_in_flight == 3  # the three branches ran at the same time
 
 
@@ -141,8 +140,9 @@ async def test_node_retry_policy_comes_from_the_definition(temporal_env):
 
 @pytest.mark.parametrize("action, final", [("retry", "completed"), ("skip", "skipped")])
 async def test_operator_retries_or_skips_a_failed_node(temporal_env, action, final):
-    definition = with_node(starter("cad-intake-v1"), "extract", on_failure="wait_for_operator",
-                           retry={"max_attempts": 1})
+    definition = with_node(
+        starter("cad-intake-v1"), "extract", on_failure="wait_for_operator", retry={"max_attempts": 1}
+    )
     stand_ins = StandIns(fail={"cad.extract_objects": 1})
 
     async def operator(handle):
@@ -150,8 +150,7 @@ async def test_operator_retries_or_skips_a_failed_node(temporal_env, action, fin
             states = await handle.query(GraphWorkflow.progress)
             if states["extract"].status == "awaiting_operator":
                 assert states["extract"].error.code == "flaky"
-                await handle.signal(GraphWorkflow.decide,
-                                    OperatorDecision(node_id="extract", action=action))
+                await handle.signal(GraphWorkflow.decide, OperatorDecision(node_id="extract", action=action))
                 return
             await asyncio.sleep(0.1)
         pytest.fail("extract never waited for the operator")

@@ -21,8 +21,10 @@ HISTORIES = sorted(HISTORY_DIR / f"{name}.json" for name in WORKFLOW_IDS)
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
 async def test_stored_history_replays(path: Path):
-    replayer = Replayer(workflows=[GraphWorkflow, LegacyPipelineWorkflow, OrderLineWorkflow],
-                        data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[GraphWorkflow, LegacyPipelineWorkflow, OrderLineWorkflow],
+        data_converter=pydantic_data_converter,
+    )
     history = WorkflowHistory.from_json(WORKFLOW_IDS[path.stem], path.read_text())
     await replayer.replay_workflow(history)
 
