@@ -7,13 +7,17 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import ProdgraphError
 from core.settings import get_settings
+from core.temporal import TemporalSession
 from core.vocabulary import FAMILIES, Engine
-from prodgraph.reports import OrderReport, RunReport, failure_report
+from prodgraph.reports import RunReport, failure_report
+
+Report = TypeVar("Report", bound=RunReport)
 
 SYMBOLS = {
     "running": "…",
@@ -117,37 +121,23 @@ def _invocation(args: argparse.Namespace) -> dict[str, Any]:
 
 def _order(args: argparse.Namespace) -> int:
     from prodgraph.production import produce_order_line
-    from prodgraph.runs import temporal_session
 
-    settings = get_settings()
-    _log_to_file(settings.state_dir / "prodgraph.log")
-
-    async def run() -> OrderReport:
-        async with temporal_session(settings) as session:
-            return await produce_order_line(
-                session,
-                args.output_type,
-                args.step_file,
-                args.out,
-                order_line_id=args.order_line_id,
-                product_category=args.category,
-                invocation_params=_invocation(args),
-            )
-
-    report = asyncio.run(run())
-    if args.json:
-        print(report.model_dump_json())
-    else:
-        print(f"{report.route} route: {report.status}")
-        _print_summary(report)
-    return 0 if report.status == "completed" else 1
+    report = _in_session(
+        lambda session: produce_order_line(
+            session,
+            args.output_type,
+            args.step_file,
+            args.out,
+            order_line_id=args.order_line_id,
+            product_category=args.category,
+            invocation_params=_invocation(args),
+        )
+    )
+    return _answer(args, report, headline=f"{report.route} route: {report.status}")
 
 
 def _produce(args: argparse.Namespace) -> int:
     from prodgraph.production import produce
-    from prodgraph.runs import temporal_session
-
-    invocation = _invocation(args)
 
     def progress(workflow_id: str, node_id: str, state: Any) -> None:
         detail = f"  {state.error.code}: {state.error.message}" if state.error else ""
@@ -157,24 +147,40 @@ def _produce(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    report = _in_session(
+        lambda session: produce(
+            session,
+            args.step_file,
+            args.out,
+            render=args.render,
+            invocation_params=_invocation(args),
+            on_progress=progress,
+        )
+    )
+    return _answer(args, report)
+
+
+def _in_session(use_case: Callable[[TemporalSession], Awaitable[Report]]) -> Report:
+    """Run a use case on the configured (or embedded) Temporal, logs going to the state folder."""
+    from prodgraph.runs import temporal_session
+
     settings = get_settings()
     _log_to_file(settings.state_dir / "prodgraph.log")
 
-    async def run() -> RunReport:
+    async def run() -> Report:
         async with temporal_session(settings) as session:
-            return await produce(
-                session,
-                args.step_file,
-                args.out,
-                render=args.render,
-                invocation_params=invocation,
-                on_progress=progress,
-            )
+            return await use_case(session)
 
-    report = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def _answer(args: argparse.Namespace, report: RunReport, headline: str | None = None) -> int:
+    """Print the report (one JSON line with --json) and give the exit code its status means."""
     if args.json:
         print(report.model_dump_json())
     else:
+        if headline:
+            print(headline)
         _print_summary(report)
     return 0 if report.status == "completed" else 1
 
