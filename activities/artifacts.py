@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,11 +89,32 @@ class LocalArtifactStore:
             raise FileNotFoundError(f"artifact {ref.role} ({ref.sha256[:12]}) missing at {path}")
         return path
 
+    @property
+    def scratch_root(self) -> Path:
+        """Where scratch folders live: inside the store, on its disk."""
+        return self.root / "_scratch"
+
     @contextmanager
     def scratch_file(self, name: str) -> Iterator[Path]:
         """A path in a fresh private folder on the store's disk, removed afterwards."""
-        parent = self.root / "_scratch"
+        parent = self.scratch_root
         parent.mkdir(exist_ok=True)
         # Same filesystem as the store, so put_file copies locally; always cleaned up.
         with tempfile.TemporaryDirectory(dir=parent) as folder:
             yield Path(folder) / name
+
+    def remove_stale_scratch(self, older_than_s: float) -> list[Path]:
+        """Remove scratch folders nothing has written to for older_than_s (left by a worker
+        that was killed mid-module); return them. The store may be shared by several hosts,
+        so age is the only safe sign that no live job still uses a folder."""
+        cutoff = time.time() - older_than_s
+        removed = []
+        for folder in sorted(self.scratch_root.iterdir()) if self.scratch_root.is_dir() else []:
+            try:
+                newest = max([folder.stat().st_mtime, *(entry.stat().st_mtime for entry in folder.iterdir())])
+            except OSError:
+                continue  # removed meanwhile, or not a folder
+            if newest < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        return removed

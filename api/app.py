@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import legacy, order_lines, output_types, workflows
+from api.routes import legacy, order_lines, output_types, runs, workflows
 from core.settings import Settings, get_settings
 from persistence.engine import make_engine, prepare_database
 from registry.catalog import default_catalog
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog = default_catalog()
     app.state.engine = make_engine(settings)
     install_error_handlers(app)
-    for router in (workflows.router, output_types.router, order_lines.router, legacy.router):
+    for router in (workflows.router, output_types.router, order_lines.router, runs.router, legacy.router):
         app.include_router(router)
     return app
 

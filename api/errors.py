@@ -22,6 +22,7 @@ from core.errors import (
     InvalidOutputTypeError,
     LegacyMappingError,
     NotFoundError,
+    OperatorActionRefusedError,
     ProdgraphError,
     TemporalUnavailableError,
 )
@@ -36,6 +37,7 @@ STATUS: dict[type[ProdgraphError], int] = {
     CadFileNotFoundError: 404,
     ConflictError: 409,
     DispatchError: 409,
+    OperatorActionRefusedError: 409,
     InvalidDefinitionError: 422,
     LegacyMappingError: 422,
     InvalidOutputTypeError: 422,

@@ -14,6 +14,7 @@ from registry.catalog_diff import CatalogChange
 from registry.definition import WorkflowDefinition
 from registry.node_definition import NodeDefinition
 from registry.validation import ValidationReport
+from workflows.graph import NodeState
 
 FORBID = ConfigDict(extra="forbid")
 
@@ -178,3 +179,71 @@ class LegacyInvocation(BaseModel):
     ignored_keys: list[str]
     error: dict[str, str] | None
     unknown_keys: list[str]
+
+
+# --- runs (on-call) -------------------------------------------------------------------------
+
+
+class RetryRequest(BaseModel):
+    """Body of a node retry: params and timeout changed for this retry only."""
+
+    model_config = FORBID
+
+    params: dict[str, Any] = Field(default_factory=dict, max_length=100)
+    """Param name → value, checked against the node's param schema."""
+    timeout_s: float | None = Field(None, gt=0, le=86400)
+    """The node's timeout for this retry."""
+
+
+class SkipRequest(BaseModel):
+    """Body of a node skip."""
+
+    model_config = FORBID
+
+    output: dict[str, Any] | None = None
+    """What downstream nodes see, checked against the node's output contract; null lets the run
+    decide (a node that produces a deliverable needs one)."""
+
+
+class AbortRequest(BaseModel):
+    """Body of a run abort."""
+
+    model_config = FORBID
+
+    reason: str = Field(min_length=1, max_length=500)
+    """Why; recorded in the run's failure."""
+
+
+class RerunRequest(BaseModel):
+    """Body of a re-run of a closed run."""
+
+    model_config = FORBID
+
+    from_node: str | None = Field(None, min_length=1, max_length=128)
+    """Run this node (and everything downstream) again even if it completed."""
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict, max_length=200)
+    """Node id → changed params (each node and what downstream of it runs again)."""
+
+
+class NodeActionResult(BaseModel):
+    """What became of the node an operator retried or skipped."""
+
+    workflow_id: str
+    node_id: str
+    action: Literal["retry", "skip"]
+    node: NodeState
+
+
+class AbortResult(BaseModel):
+    """An accepted abort: running nodes are being cancelled, then the run fails as aborted."""
+
+    workflow_id: str
+    status: str
+
+
+class RerunStarted(BaseModel):
+    """The new run a re-run started."""
+
+    workflow_id: str
+    rerun_of: str
+    temporal_ui: str | None

@@ -94,6 +94,16 @@ class CatalogChangedError(ProdgraphError):
         self.details = details
 
 
+class OperatorActionRefusedError(ProdgraphError):
+    """An operator action a run refused: unknown node, wrong state, params or output off contract.
+
+    The rule that refused it is the first problem's code (unknown_node, node_not_awaiting_operator,
+    invalid_params, invalid_output, deliverable_needs_output, run_finished, ...).
+    """
+
+    code = "operator_action_refused"
+
+
 class TemporalUnavailableError(ProdgraphError):
     """No Temporal server is configured or reachable."""
 
@@ -159,6 +169,17 @@ class JobCrashedError(ModuleError):
     code = "job_crashed"
 
 
+class JobKilledError(ModuleError):
+    """A child job was killed from outside (SIGKILL/SIGTERM: the OOM killer, an operator, its host).
+
+    Not the job's own fault, so it may pass on a retry; a job that dies of its own fault (SIGSEGV,
+    SIGABRT, SIGBUS, an exit without a response) is a JobCrashedError, which this is not.
+    """
+
+    code = "job_killed"
+    retryable = True
+
+
 class JobInternalError(ModuleError):
     """A child job raised something unexpected: a bug or a passing fault, so it may be retried."""
 
@@ -178,6 +199,7 @@ MODULE_ERRORS: dict[str, type[ModuleError]] = {
         RenderFailedError,
         JobTimeoutError,
         JobCrashedError,
+        JobKilledError,
         JobInternalError,
     )
 }

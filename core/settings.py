@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     """OCP jobs one worker runs at once."""
     job_memory_limit_mb: int = 8192
     """Address-space limit of a child job, so one bad file cannot starve the machine."""
+    worker_shutdown_grace_s: float = 30.0
+    """On SIGTERM a worker stops polling and gives in-flight activities this long to finish
+    before it cancels them (and kills their child jobs); keep it below the supervisor's kill
+    timeout (Docker's stop_grace_period, Kubernetes' terminationGracePeriodSeconds)."""
 
     def artifact_root(self) -> Path:
         """Resolved artifact store directory."""

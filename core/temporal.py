@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import common
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from core.settings import Settings
@@ -47,3 +50,56 @@ def temporal_retry(policy: RetryPolicy) -> common.RetryPolicy:
         backoff_coefficient=policy.backoff,
         maximum_interval=timedelta(seconds=policy.max_interval_s),
     )
+
+
+# --- search attributes: what a run is and where it stands, searchable in the Temporal UI -------
+
+FAMILY = SearchAttributeKey.for_keyword("ProdgraphFamily")
+DEFINITION = SearchAttributeKey.for_keyword("ProdgraphWorkflowDefinition")
+OUTPUT_TYPE = SearchAttributeKey.for_keyword("ProdgraphOutputType")
+ORDER_LINE = SearchAttributeKey.for_keyword("ProdgraphOrderLine")
+ROUTE = SearchAttributeKey.for_keyword("ProdgraphRoute")
+CAD_FILE = SearchAttributeKey.for_keyword("ProdgraphCadFile")
+FAILED_NODE = SearchAttributeKey.for_keyword("ProdgraphFailedNode")
+FAILED_MODULE = SearchAttributeKey.for_keyword("ProdgraphFailedModule")
+AWAITING_OPERATOR = SearchAttributeKey.for_bool("ProdgraphAwaitingOperator")
+RERUN_OF = SearchAttributeKey.for_keyword("ProdgraphRerunOf")
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (
+    FAMILY,
+    DEFINITION,
+    OUTPUT_TYPE,
+    ORDER_LINE,
+    ROUTE,
+    CAD_FILE,
+    FAILED_NODE,
+    FAILED_MODULE,
+    AWAITING_OPERATOR,
+    RERUN_OF,
+)
+
+
+def search_attribute_flags() -> list[str]:
+    """`temporal server start-dev` flags that register every prodgraph search attribute."""
+    return [
+        flag for key in SEARCH_ATTRIBUTES for flag in ("--search-attribute", f"{key.name}={_type_name(key)}")
+    ]
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register the prodgraph search attributes a server does not know yet (dev servers)."""
+    known = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = {
+        key.name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{_type_name(key).upper()}")
+        for key in SEARCH_ATTRIBUTES
+        if key.name not in known.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
+
+
+def _type_name(key: SearchAttributeKey) -> str:
+    return "Bool" if key.indexed_value_type == common.SearchAttributeIndexedValueType.BOOL else "Keyword"

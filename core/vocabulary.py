@@ -57,7 +57,12 @@ class FailurePolicy(StrEnum):
     """What a run does when a node has failed for good."""
 
     fail_run = "fail_run"
+    """Cancel the running siblings (their child processes die) and fail the run."""
+    continue_run = "continue"
+    """Mark the node failed, skip its dependants, finish the rest; fail unless nothing sold
+    depends on it."""
     wait_for_operator = "wait_for_operator"
+    """Wait at the node until an operator retries it, skips it or aborts the run."""
 
 
 class RetryPolicy(BaseModel):

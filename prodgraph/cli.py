@@ -1,4 +1,4 @@
-"""The `prodgraph` command line: render, intake, order, the registry, legacy import, servers."""
+"""The `prodgraph` command line: render, intake, order, run, on-call (runs), the registry, servers."""
 
 from __future__ import annotations
 
@@ -6,18 +6,20 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from core.errors import ProdgraphError
 from core.settings import get_settings
 from core.temporal import TemporalSession
 from core.vocabulary import FAMILIES, Engine
+from prodgraph.operations import MAX_LISTED, RunStatus
 from prodgraph.reports import RunReport, failure_report
 
-Report = TypeVar("Report", bound=RunReport)
+Result = TypeVar("Result")
 
 SYMBOLS = {
     "running": "…",
@@ -26,7 +28,11 @@ SYMBOLS = {
     "awaiting_operator": "?",
     "skipped": "-",
     "pending": " ",
+    "retrying": "↻",
+    "cancelled": "×",
 }
+#: Node statuses whose last error is news.
+FAILING = ("failed", "retrying", "awaiting_operator")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     order.add_argument("--json", action="store_true", help="end with one JSON object")
     _add_render_flags(order)
     order.set_defaults(handler=_order)
+    _add_run_command(commands)
+    _add_runs_commands(commands)
     nodes = commands.add_parser("nodes", help="list node definitions")
     nodes.add_argument("--family", choices=FAMILIES)
     nodes.add_argument("--json", action="store_true")
@@ -139,14 +147,6 @@ def _order(args: argparse.Namespace) -> int:
 def _produce(args: argparse.Namespace) -> int:
     from prodgraph.production import produce
 
-    def progress(workflow_id: str, node_id: str, state: Any) -> None:
-        detail = f"  {state.error.code}: {state.error.message}" if state.error else ""
-        print(
-            f"[{SYMBOLS.get(state.status, '?')}] {workflow_id} {node_id}: {state.status}{detail}",
-            file=sys.stderr if args.json else sys.stdout,
-            flush=True,
-        )
-
     report = _in_session(
         lambda session: produce(
             session,
@@ -154,20 +154,37 @@ def _produce(args: argparse.Namespace) -> int:
             args.out,
             render=args.render,
             invocation_params=_invocation(args),
-            on_progress=progress,
+            on_progress=_progress_printer(args),
         )
     )
     return _answer(args, report)
 
 
-def _in_session(use_case: Callable[[TemporalSession], Awaitable[Report]]) -> Report:
+def _progress_printer(args: argparse.Namespace) -> Callable[[str, str, Any], None]:
+    """Print each node change on one line (to stderr with --json, so stdout stays one JSON line)."""
+
+    def progress(workflow_id: str, node_id: str, state: Any) -> None:
+        attempt = f" (attempt {state.attempts})" if state.attempts > 1 else ""
+        detail = (
+            f"  {state.error.code}: {state.error.message}" if state.error and state.status in FAILING else ""
+        )
+        print(
+            f"[{SYMBOLS.get(state.status, '?')}] {workflow_id} {node_id}: {state.status}{attempt}{detail}",
+            file=sys.stderr if args.json else sys.stdout,
+            flush=True,
+        )
+
+    return progress
+
+
+def _in_session(use_case: Callable[[TemporalSession], Awaitable[Result]]) -> Result:
     """Run a use case on the configured (or embedded) Temporal, logs going to the state folder."""
     from prodgraph.runs import temporal_session
 
     settings = get_settings()
     _log_to_file(settings.state_dir / "prodgraph.log")
 
-    async def run() -> Report:
+    async def run() -> Result:
         async with temporal_session(settings) as session:
             return await use_case(session)
 
@@ -198,7 +215,8 @@ def _log_to_file(path: Path) -> None:
 def _print_summary(report: RunReport) -> None:
     if report.error:
         error = report.error
-        print(f"FAILED at node {error.node_id}: {error.code}: {error.message}")
+        where = f" at node {error.node_id}" if error.node_id else ""
+        print(f"FAILED{where}: {error.code}: {error.message}")
     for artifact in report.artifacts:
         print(f"{artifact.role:>10}: {artifact.path}")
     if report.bbox:
@@ -309,6 +327,307 @@ def _serve(args: argparse.Namespace) -> int:
         return subprocess.call(command)
     except KeyboardInterrupt:
         return 130
+
+
+# --- run any definition; on-call: find, show and repair runs ---------------------------------
+
+
+def _add_run_command(commands: Any) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run a workflow definition file on a STEP file",
+        description="Validate, compile and run a workflow definition on a STEP file. A cad_file "
+        "definition runs on the file; an order_line definition runs on the artifacts of the file's "
+        "intake (the cad-intake-v1 starter), which runs first. Without --detach every node change "
+        "is printed, and a node that waits for the operator is printed with the commands that "
+        "repair it (`prodgraph runs retry|skip|abort`, from another terminal).",
+    )
+    run.add_argument("definition", type=Path, help="workflow definition JSON (cad_file or order_line)")
+    run.add_argument("step_file", type=Path)
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NODE.KEY=VALUE",
+        help="set a node's param before compiling (VALUE is read as JSON when it parses, else as "
+        "a string); repeatable",
+    )
+    run.add_argument(
+        "--detach",
+        action="store_true",
+        help="start the run, print its id and return. An order_line definition's intake still runs "
+        "to the end first (the order line starts from its artifacts); then the order-line graph is "
+        "started detached. With the embedded server a detached run moves on only while a prodgraph "
+        "command (or worker.py) runs workers",
+    )
+    run.add_argument("--out", type=Path, help="copy the deliverables there when the run completes")
+    _json_flag(run)
+    run.set_defaults(handler=_run)
+
+
+def _add_runs_commands(commands: Any) -> None:
+    runs = commands.add_parser("runs", help="on-call: find runs, show one, repair it").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    listing = runs.add_parser("list", help="runs matching every filter, newest first")
+    listing.add_argument("--order-line", help="order line id")
+    listing.add_argument("--output-type", help="output type slug")
+    listing.add_argument("--family", choices=FAMILIES)
+    listing.add_argument("--status", choices=get_args(RunStatus))
+    listing.add_argument("--limit", type=_limit, default=50, help=f"at most this many (≤ {MAX_LISTED})")
+    _json_flag(listing)
+    listing.set_defaults(handler=_runs_list)
+
+    show = runs.add_parser("show", help="a run's nodes: status, attempts, error, progress, params")
+    show.add_argument("run", help="workflow id")
+    _json_flag(show)
+    show.set_defaults(handler=_runs_show)
+
+    retry = runs.add_parser("retry", help="retry a node awaiting the operator")
+    retry.add_argument("run", help="workflow id")
+    retry.add_argument("node", help="node id")
+    retry.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a param for this retry (VALUE is read as JSON when it parses, else as a "
+        "string); repeatable",
+    )
+    retry.add_argument("--timeout", type=float, metavar="S", help="the node's timeout for this retry")
+    _json_flag(retry)
+    retry.set_defaults(handler=_runs_retry)
+
+    skip = runs.add_parser("skip", help="skip a node awaiting the operator")
+    skip.add_argument("run", help="workflow id")
+    skip.add_argument("node", help="node id")
+    skip.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE.json",
+        help="the output downstream nodes see, checked against the node's output contract; "
+        "without it the run decides (a node that produces a deliverable needs one)",
+    )
+    _json_flag(skip)
+    skip.set_defaults(handler=_runs_skip)
+
+    abort = runs.add_parser("abort", help="abort a running run: running nodes are cancelled")
+    abort.add_argument("run", help="workflow id")
+    abort.add_argument("--reason", required=True, help="why (recorded in the run's failure)")
+    _json_flag(abort)
+    abort.set_defaults(handler=_runs_abort)
+
+    rerun = runs.add_parser(
+        "rerun",
+        help="start a new run of a closed run's plan, reusing what completed",
+        description="Start a new run of a closed run's pinned plan. Completed nodes keep their "
+        "outputs, except --from, nodes with changed params, and everything downstream of them. "
+        "Prints the new run's id (with the embedded server it moves on while a prodgraph command "
+        "runs workers).",
+    )
+    rerun.add_argument("run", help="workflow id of the closed run")
+    rerun.add_argument("--from", dest="from_node", metavar="NODE", help="run this node again")
+    rerun.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NODE.KEY=VALUE",
+        help="change a node's param (VALUE is read as JSON when it parses, else as a string); repeatable",
+    )
+    _json_flag(rerun)
+    rerun.set_defaults(handler=_runs_rerun)
+
+
+def _json_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--json", action="store_true", help="end with one JSON document")
+
+
+def _limit(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_LISTED:
+        raise argparse.ArgumentTypeError(f"between 1 and {MAX_LISTED}")
+    return value
+
+
+def _value(text: str) -> Any:
+    """A --param value: JSON when it parses (4, true, [1, 2]), else the text itself (eevee)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _params(items: list[str]) -> dict[str, Any]:
+    """KEY=VALUE items as params."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ProdgraphError(f"--param {item!r}: expected KEY=VALUE", field="param")
+        params[key] = _value(value)
+    return params
+
+
+def _node_params(items: list[str]) -> dict[str, dict[str, Any]]:
+    """NODE.KEY=VALUE items as node id → params (a node id may hold dots; a param name does not)."""
+    params: dict[str, dict[str, Any]] = {}
+    for item in items:
+        target, equals, value = item.partition("=")
+        node_id, dot, key = target.rpartition(".")
+        if not equals or not dot or not node_id or not key:
+            raise ProdgraphError(f"--param {item!r}: expected NODE.KEY=VALUE", field="param")
+        params.setdefault(node_id, {})[key] = _value(value)
+    return params
+
+
+def _run(args: argparse.Namespace) -> int:
+    from prodgraph.launch import Launched, load_definition, run_definition
+
+    definition = load_definition(_read_json(args.definition), _node_params(args.param))
+    stream = sys.stderr if args.json else sys.stdout
+
+    def awaiting(workflow_id: str, node_id: str, commands: list[str]) -> None:
+        print(f"node {node_id} of {workflow_id} awaits the operator; repair it with one of:", file=stream)
+        for command in commands:
+            print(f"    {command}", file=stream, flush=True)
+
+    result = _in_session(
+        lambda session: run_definition(
+            session,
+            definition,
+            args.step_file,
+            out_dir=args.out,
+            detach=args.detach,
+            on_progress=_progress_printer(args),
+            on_awaiting=awaiting,
+        )
+    )
+    if not isinstance(result, Launched):
+        return _answer(args, result)
+    if args.json:
+        print(result.model_dump_json())
+    else:
+        print(result.workflow_id)
+        print(f"  temporal: {result.temporal_ui or 'no UI configured'}")
+    return 0
+
+
+def _runs_list(args: argparse.Namespace) -> int:
+    from prodgraph.operations import list_runs
+
+    runs = _in_session(
+        lambda session: list_runs(
+            session,
+            order_line=args.order_line,
+            output_type=args.output_type,
+            family=args.family,
+            status=args.status,
+            limit=args.limit,
+        )
+    )
+    if args.json:
+        print(json.dumps([run.model_dump(mode="json") for run in runs]))
+        return 0
+    for run in runs:
+        labels = run.search_attributes
+        failed = labels.get("ProdgraphFailedNode")
+        started = run.started_at.strftime("%Y-%m-%d %H:%M:%S") if run.started_at else "-"
+        print(
+            f"[{SYMBOLS.get(run.status, '?')}] {run.workflow_id:<48} {run.status:<17} "
+            f"{labels.get('ProdgraphFamily', '-'):<10} {started}"
+            + (f"  failed node: {failed}" if failed and run.status != "completed" else "")
+        )
+    print(f"{len(runs)} run{'s' if len(runs) != 1 else ''}")
+    return 0
+
+
+def _runs_show(args: argparse.Namespace) -> int:
+    from prodgraph.operations import show_run
+
+    view = _in_session(lambda session: show_run(session, args.run))
+    if args.json:
+        print(view.model_dump_json())
+        return 0
+    definition = view.search_attributes.get("ProdgraphWorkflowDefinition", view.workflow_type)
+    print(f"{view.workflow_id}: {view.status} ({definition})")
+    for node in view.nodes:
+        error = f"  {node.error['code']}: {node.error['message']}" if node.error else ""
+        progress = f"  [{node.progress}]" if node.progress else ""
+        reused = " (reused)" if node.reused else ""
+        print(
+            f"[{SYMBOLS.get(node.status, '?')}] {node.id:<16} {node.module:<26} {node.status:<17} "
+            f"attempts {node.attempts}{reused}{error}{progress}"
+        )
+        if node.status == "awaiting_operator":
+            run, node_id = shlex.quote(view.workflow_id), shlex.quote(node.id)
+            print(f"      repair: prodgraph runs retry {run} {node_id}")
+            print(f"          or: prodgraph runs skip {run} {node_id} [--output FILE.json]")
+    if view.error:
+        print(f"FAILED: {view.error['code']}: {view.error['message']}")
+    print(f"  temporal: {view.temporal_ui or 'no UI configured'}")
+    return 0
+
+
+def _runs_retry(args: argparse.Namespace) -> int:
+    from prodgraph.operations import retry_node
+
+    params = _params(args.param)
+    state = _in_session(lambda session: retry_node(session, args.run, args.node, params, args.timeout))
+    return _node_action(args, "retry", state)
+
+
+def _runs_skip(args: argparse.Namespace) -> int:
+    from prodgraph.operations import skip_node
+
+    output = _read_json(args.output) if args.output else None
+    if output is not None and not isinstance(output, dict):
+        raise ProdgraphError(f"{args.output}: a node's output is a JSON object", field="output")
+    state = _in_session(lambda session: skip_node(session, args.run, args.node, output))
+    return _node_action(args, "skip", state)
+
+
+def _node_action(args: argparse.Namespace, action: str, state: Any) -> int:
+    """Print what became of the node an operator action named."""
+    if args.json:
+        document = {
+            "workflow_id": args.run,
+            "node_id": args.node,
+            "action": action,
+            "node": state.model_dump(mode="json"),
+        }
+        print(json.dumps(document))
+    else:
+        print(f"{action}: node {args.node} of {args.run} is now {state.status}")
+    return 0
+
+
+def _runs_abort(args: argparse.Namespace) -> int:
+    from prodgraph.operations import abort_run
+
+    status = _in_session(lambda session: abort_run(session, args.run, args.reason))
+    if args.json:
+        print(json.dumps({"workflow_id": args.run, "action": "abort", "status": status}))
+    else:
+        print(f"abort: run {args.run} is {status}")
+    return 0
+
+
+def _runs_rerun(args: argparse.Namespace) -> int:
+    from prodgraph.operations import rerun
+
+    params = _node_params(args.param)
+
+    async def start(session: TemporalSession) -> tuple[str, str | None]:
+        new_id = await rerun(session, args.run, from_node=args.from_node, params=params)
+        return new_id, session.workflow_url(new_id)
+
+    new_id, temporal_ui = _in_session(start)
+    if args.json:
+        print(json.dumps({"workflow_id": new_id, "rerun_of": args.run, "temporal_ui": temporal_ui}))
+    else:
+        print(new_id)
+        print(f"  temporal: {temporal_ui or 'no UI configured'}")
+    return 0
 
 
 def _read_json(path: Path) -> Any:

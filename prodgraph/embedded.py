@@ -22,6 +22,8 @@ from pathlib import Path
 from temporalio.client import Client
 
 from core.errors import ProdgraphError
+from core.processes import alive, reaped
+from core.temporal import ensure_search_attributes
 
 PREFERRED_PORTS = (7233, 8233)  # the dev server's usual frontend and UI ports
 STATE_FILE = "temporal-server.json"
@@ -76,12 +78,15 @@ async def ensure_dev_server(state_dir: Path, namespace: str = "default") -> Temp
     state_dir.mkdir(parents=True, exist_ok=True)
     with _locked(state_dir):
         record = _read_record(state_dir)
-        if record and _alive(record.pid) and await _serving(record.endpoint().address, namespace):
-            return record.endpoint()
-        record = _spawn(state_dir, namespace)
-        (state_dir / STATE_FILE).write_text(json.dumps(asdict(record)))
-        await _wait_until_serving(record, namespace)
-        return record.endpoint()
+        if not (record and _alive(record.pid) and await _serving(record.endpoint().address, namespace)):
+            record = _spawn(state_dir, namespace)
+            (state_dir / STATE_FILE).write_text(json.dumps(asdict(record)))
+            await _wait_until_serving(record, namespace)
+        endpoint = record.endpoint()
+        # Idempotent, so a server started by an older prodgraph gains the attributes too.
+        client = await Client.connect(endpoint.address, namespace=namespace)
+        await ensure_search_attributes(client, namespace)
+        return endpoint
 
 
 def stop_dev_server(state_dir: Path) -> bool:
@@ -154,18 +159,8 @@ def _read_record(state_dir: Path) -> ServerRecord | None:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this very process counts as dead.
-    try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)
-        return finished == 0
-    except ChildProcessError:
-        return True
+    """The server process lives (a zombie child of this very process counts as dead)."""
+    return alive(pid) and not reaped(pid)
 
 
 async def _serving(address: str, namespace: str) -> bool:

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from sqlmodel import Session
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 
 from core.errors import NotFoundError
@@ -15,6 +15,7 @@ from output_profiles.dispatch import plan_dispatch
 from output_profiles.dispatch_plan import DispatchPlan, InvocationResult, OrderLine
 from persistence.repositories import require_output_type, workflow_for
 from persistence.tables import OutputType
+from prodgraph.runs import failure_code, failure_details
 from registry.catalog import Catalog
 from workflows.order_line import OrderLineInput, OrderLineWorkflow
 
@@ -42,6 +43,27 @@ async def start_order_line(
     )
 
 
+async def order_line_outcome(
+    handle: WorkflowHandle[Any, InvocationResult], plan: DispatchPlan | None = None
+) -> InvocationResult:
+    """An order line's result; a failed one's comes from its failure's details."""
+    try:
+        return await handle.result()
+    except WorkflowFailureError as failed:
+        details = failure_details(failed)
+        if details is not None:
+            return InvocationResult.model_validate(details)
+        error = {"code": failure_code(failed), "message": str(failed.cause or failed), "node_id": None}
+        return InvocationResult(
+            route=plan.route if plan else "graph",
+            status="failed",
+            workflow_ids=[handle.id],
+            artifacts=[],
+            effective=plan.effective() if plan else {},
+            error=error,
+        )
+
+
 async def order_line_state(
     session: TemporalSession, workflow_id: str
 ) -> tuple[WorkflowExecutionStatus, InvocationResult | None]:
@@ -52,6 +74,6 @@ async def order_line_state(
     except RPCError:
         raise NotFoundError(f"no order-line run {workflow_id!r}", field="workflow_id") from None
     status = description.status or WorkflowExecutionStatus.RUNNING
-    if status == WorkflowExecutionStatus.COMPLETED:
-        return status, await handle.result()
+    if status in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED):
+        return status, await order_line_outcome(handle)
     return status, None

@@ -15,7 +15,7 @@ from core.temporal import TemporalSession
 from core.vocabulary import DELIVERABLE_ROLES
 from output_profiles.dispatch_plan import OrderLine
 from persistence.engine import make_engine, prepare_database
-from prodgraph.orders import dispatch_order_line, start_order_line
+from prodgraph.orders import dispatch_order_line, order_line_outcome, start_order_line
 from prodgraph.reports import DeliveredFile, ErrorReport, OrderReport, RunReport
 from prodgraph.runs import ProgressCallback, run_plan
 from registry.catalog import default_catalog
@@ -23,7 +23,6 @@ from registry.compiler import compile_intake, compile_plan
 from registry.definition import WorkflowDefinition
 from registry.families import order_line_entry
 from registry.starters import INTAKE_STARTER, starter
-from workflows.graph import GraphRunResult
 
 STILL_WORKFLOW = "order-still-v1"
 #: What the CLI copies out: the intake's GLB and whatever an order line delivers.
@@ -48,7 +47,7 @@ async def produce(
     workflow_id, intake = await run_plan(
         session, intake_plan, {"step_path": str(step_path.resolve())}, on_progress
     )
-    _record(report, session, workflow_id, intake)
+    report.record(session, workflow_id, intake)
     if intake.status != "completed":
         return report
     entry = order_line_entry(intake.outputs, f"cli-{uuid.uuid4().hex[:8]}")
@@ -60,7 +59,7 @@ async def produce(
             render_workflow or starter(STILL_WORKFLOW), catalog, invocation_params=invocation_params
         )
         workflow_id, rendered = await run_plan(session, plan, entry, on_progress)
-        _record(report, session, workflow_id, rendered)
+        report.record(session, workflow_id, rendered)
         refs += plan.artifacts(rendered.outputs)
     report.artifacts = deliver(session, refs, out_dir, step_path.stem)
     return report
@@ -89,7 +88,7 @@ async def produce_order_line(
         invocation_params=invocation_params or {},
     )
     handle = await start_order_line(session, plan, order, output_type_slug)
-    result = await handle.result()
+    result = await order_line_outcome(handle, plan)
     return OrderReport(
         status=result.status,
         route=result.route,
@@ -109,19 +108,6 @@ def deliver(
     """Copy the deliverables (GLB, still, turntable, .blend, thumbnail) into out_dir."""
     store = LocalArtifactStore(session.settings.artifact_root())
     return [_deliver(store, ref, out_dir, stem) for ref in refs if ref.role in COPIED_ROLES]
-
-
-def _record(report: RunReport, session: TemporalSession, workflow_id: str, result: GraphRunResult) -> None:
-    report.workflow_id = workflow_id
-    report.workflow_ids.append(workflow_id)
-    report.temporal_ui = session.workflow_url(workflow_id)
-    if result.status != "completed":
-        report.status = "failed"
-        report.error = (
-            ErrorReport.model_validate(result.error.model_dump())
-            if result.error
-            else ErrorReport(code="run_failed", message="the run did not complete")
-        )
 
 
 def _deliver(store: LocalArtifactStore, ref: ArtifactRef, out_dir: Path, stem: str) -> DeliveredFile:

@@ -7,7 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from activities.cad import BBox, CadObject
+from core.temporal import TemporalSession
 from output_profiles.dispatch_plan import EffectiveCall
+from workflows.graph import GraphRunResult
 
 
 class ErrorReport(BaseModel):
@@ -49,6 +51,19 @@ class RunReport(BaseModel):
     bbox: BBox | None = None
     """The intake's bounding box, in metres, in the CAD file's frame."""
     error: ErrorReport | None = None
+
+    def record(self, session: TemporalSession, workflow_id: str, result: GraphRunResult) -> None:
+        """Add a finished graph run: its id and link, and its failure if it failed."""
+        self.workflow_id = workflow_id
+        self.workflow_ids.append(workflow_id)
+        self.temporal_ui = session.workflow_url(workflow_id)
+        if result.status != "completed":
+            self.status = "failed"
+            self.error = (
+                ErrorReport.model_validate(result.error.model_dump())
+                if result.error
+                else ErrorReport(code="run_failed", message="the run did not complete")
+            )
 
 
 class OrderReport(RunReport):

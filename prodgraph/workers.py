@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -10,7 +12,7 @@ from temporalio.worker import Worker
 
 from activities.artifacts import LocalArtifactStore
 from activities.cad import CadActivities
-from activities.child_process import ChildJobRunner
+from activities.child_process import ChildJobRunner, remove_dead_workers_job_folders
 from activities.materials import MaterialActivities
 from activities.module import SPEC_ATTRIBUTE, module_spec
 from activities.output import OutputActivities
@@ -25,6 +27,12 @@ from workflows.order_line import OrderLineWorkflow
 WORKFLOWS = [GraphWorkflow, LegacyPipelineWorkflow, OrderLineWorkflow]
 #: Light modules and workflow tasks are cheap; heavy queues take their limits from settings.
 DEFAULT_QUEUE_CONCURRENCY = 20
+HEARTBEAT_THROTTLE = timedelta(seconds=2)
+#: A scratch folder untouched this long belongs to no live job: no node may run longer than a
+#: day (a definition's timeout_s is at most 86400), so two days leave a wide margin.
+STALE_SCRATCH_AFTER_S = 2 * 86400.0
+
+logger = logging.getLogger(__name__)
 
 
 def activity_implementations(
@@ -50,8 +58,18 @@ def build_workers(
     settings: Settings,
     queues: tuple[QueueName, ...] = QUEUES,
     jobs: ChildJobRunner | None = None,
+    shutdown_grace_s: float | None = None,
 ) -> list[Worker]:
-    """One Worker per logical queue; workflows poll the default queue."""
+    """One Worker per logical queue; workflows poll the default queue.
+
+    On shutdown each worker stops polling, gives in-flight activities shutdown_grace_s
+    (settings.worker_shutdown_grace_s by default; 0 for in-process workers that should stop at
+    once) to finish, then cancels them, which kills their child jobs.
+    """
+    remove_leftovers(settings)
+    grace = timedelta(
+        seconds=settings.worker_shutdown_grace_s if shutdown_grace_s is None else shutdown_grace_s
+    )
     activities = activity_implementations(settings, jobs)
     concurrency: dict[QueueName, int] = {
         "default": DEFAULT_QUEUE_CONCURRENCY,
@@ -65,9 +83,21 @@ def build_workers(
             activities=[fn for fn in activities if module_spec(fn).task_queue == queue],
             workflows=WORKFLOWS if queue == "default" else [],
             max_concurrent_activities=concurrency[queue],
+            graceful_shutdown_timeout=grace,
+            # A cancellation (fail_run, abort) reaches a heartbeating job within seconds.
+            max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         )
         for queue in queues
     ]
+
+
+def remove_leftovers(settings: Settings) -> None:
+    """Remove what killed workers left behind: job folders of dead worker processes on this
+    host, and stale scratch folders in the artifact store."""
+    removed = remove_dead_workers_job_folders()
+    removed += LocalArtifactStore(settings.artifact_root()).remove_stale_scratch(STALE_SCRATCH_AFTER_S)
+    if removed:
+        logger.info("removed %d folder(s) left by killed workers: %s", len(removed), removed)
 
 
 def _module_methods(instance: object) -> list[Callable[..., Any]]:

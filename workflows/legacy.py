@@ -6,15 +6,16 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict
 
+    from core import temporal as attributes
     from core.temporal import temporal_retry
     from core.vocabulary import DELIVERABLE_ROLES, RetryPolicy
     from legacy_adapter.pipeline_plan import LegacyPlan
-    from workflows.graph import HEARTBEAT_TIMEOUT, NodeError, node_error
+    from workflows.graph import HEARTBEAT_TIMEOUT, OPERATOR_PATCH, NodeError, node_error
 
 #: The legacy system's own fixed policy, the same for every step.
 LEGACY_RETRY = RetryPolicy(max_attempts=3, initial_interval_s=2.0, backoff=2.0, max_interval_s=30.0)
@@ -55,10 +56,29 @@ class LegacyPipelineWorkflow:
         """Run the fixed chain; stop at the first step that fails for good."""
         self._input = input
         self._outputs: dict[str, dict[str, Any]] = {}
+        fails = workflow.patched(OPERATOR_PATCH)
+        if fails:
+            workflow.upsert_search_attributes(
+                [attributes.ORDER_LINE.value_set(input.order_line_id), attributes.ROUTE.value_set("legacy")]
+            )
         try:
             await self._chain(input)
         except _StepFailed as failed:
-            return LegacyRunResult(status="failed", outputs=self._outputs, error=failed.error)
+            result = LegacyRunResult(status="failed", outputs=self._outputs, error=failed.error)
+            if not fails:
+                return result
+            workflow.upsert_search_attributes(
+                [
+                    attributes.FAILED_NODE.value_set(failed.error.node_id),
+                    attributes.FAILED_MODULE.value_set(failed.error.node_id),
+                ]
+            )
+            raise ApplicationError(
+                f"{failed.error.node_id} failed: {failed.error.code}: {failed.error.message}",
+                result.model_dump(mode="json"),
+                type=failed.error.code,
+                non_retryable=True,
+            ) from None
         return LegacyRunResult(status="completed", outputs=self._outputs)
 
     async def _chain(self, input: LegacyPipelineInput) -> None:

@@ -5,16 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict
 
     from activities.artifacts import ArtifactRef
+    from core import temporal as attributes
+    from core.vocabulary import ARTIFACT_KIND_ROLES, ArtifactKind
     from output_profiles.dispatch_plan import DispatchPlan, InvocationResult, OrderLine
     from registry.families import order_line_entry
     from registry.plan import ExecutionPlan
-    from workflows.graph import GraphRunInput, GraphRunResult, GraphWorkflow, NodeError
-    from workflows.legacy import LegacyPipelineInput, LegacyPipelineWorkflow
+    from workflows.graph import (
+        OPERATOR_PATCH,
+        GraphRunInput,
+        GraphRunResult,
+        GraphWorkflow,
+        NodeError,
+        RunLabels,
+    )
+    from workflows.legacy import LegacyPipelineInput, LegacyPipelineWorkflow, LegacyRunResult
 
 
 class OrderLineInput(BaseModel):
@@ -30,31 +40,51 @@ class OrderLineInput(BaseModel):
 
 @workflow.defn(name="OrderLineWorkflow")
 class OrderLineWorkflow:
-    """Parent of the runs that produce one order line; each child shows in the Temporal UI."""
+    """Parent of the runs that produce one order line; each child shows in the Temporal UI.
+
+    It fails when a child it depends on fails, or when the runs did not produce every artifact
+    kind its output type sells (`artifact_contract_unmet`).
+    """
 
     @workflow.run
     async def run(self, input: OrderLineInput) -> InvocationResult:
         """Run the route the dispatch chose."""
+        self._fails = workflow.patched(OPERATOR_PATCH)
+        if self._fails:
+            workflow.upsert_search_attributes(
+                [
+                    attributes.FAMILY.value_set("order_line"),
+                    attributes.ORDER_LINE.value_set(input.order.order_line_id),
+                    attributes.OUTPUT_TYPE.value_set(input.output_type),
+                    attributes.ROUTE.value_set(input.dispatch.route),
+                ]
+            )
         if input.dispatch.route == "legacy":
-            return await self._legacy(input)
-        return await self._graph(input)
+            result = await self._legacy(input)
+        else:
+            result = await self._graph(input)
+        if self._fails:
+            _raise_if_failed(_with_contract(result, input.dispatch.artifact_kinds))
+        return result
 
     async def _legacy(self, input: OrderLineInput) -> InvocationResult:
         child_id = f"{workflow.info().workflow_id}-legacy"
         order = input.order
         plan = input.dispatch.legacy_plan
         assert plan is not None, "a legacy dispatch carries its legacy plan"
-        result = await workflow.execute_child_workflow(
-            LegacyPipelineWorkflow.run,
-            LegacyPipelineInput(
-                plan=plan,
-                step_path=order.step_path,
-                order_line_id=order.order_line_id,
-                product_category=order.product_category,
-                task_queues=input.task_queues,
-            ),
-            id=child_id,
+        child_input = LegacyPipelineInput(
+            plan=plan,
+            step_path=order.step_path,
+            order_line_id=order.order_line_id,
+            product_category=order.product_category,
+            task_queues=input.task_queues,
         )
+        try:
+            result = await workflow.execute_child_workflow(
+                LegacyPipelineWorkflow.run, child_input, id=child_id
+            )
+        except ChildWorkflowError as failed:
+            result = LegacyRunResult.model_validate(_failure_details(failed, child_id))
         return self._result(input, [child_id], plan.artifacts(result.outputs), result.error)
 
     async def _graph(self, input: OrderLineInput) -> InvocationResult:
@@ -81,11 +111,15 @@ class OrderLineWorkflow:
     async def _child(
         self, child_id: str, plan: ExecutionPlan, entry: dict[str, Any], input: OrderLineInput
     ) -> GraphRunResult:
-        return await workflow.execute_child_workflow(
-            GraphWorkflow.run,
-            GraphRunInput(plan=plan, entry=entry, task_queues=input.task_queues),
-            id=child_id,
-        )
+        labels = RunLabels(order_line=input.order.order_line_id, output_type=input.output_type, route="graph")
+        sold = [ARTIFACT_KIND_ROLES[ArtifactKind(kind)] for kind in input.dispatch.artifact_kinds]
+        child_input = GraphRunInput(plan=plan, entry=entry, task_queues=input.task_queues)
+        if self._fails:
+            child_input = child_input.model_copy(update={"labels": labels, "sold_roles": sold})
+        try:
+            return await workflow.execute_child_workflow(GraphWorkflow.run, child_input, id=child_id)
+        except ChildWorkflowError as failed:
+            return GraphRunResult.model_validate(_failure_details(failed, child_id))
 
     def _result(
         self,
@@ -102,3 +136,46 @@ class OrderLineWorkflow:
             effective=input.dispatch.effective(),
             error=error.model_dump() if error else None,
         )
+
+
+def _failure_details(failed: ChildWorkflowError, child_id: str) -> dict[str, Any]:
+    """The result a failed child left in its failure's details (its node states and outputs)."""
+    cause = failed.cause
+    if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
+        return cause.details[0]
+    error = {
+        "code": getattr(cause, "type", None) or "child_failed",
+        "message": str(cause or failed),
+        "node_id": child_id,
+    }
+    return {"status": "failed", "nodes": {}, "outputs": {}, "error": error}
+
+
+def _with_contract(result: InvocationResult, artifact_kinds: list[str]) -> InvocationResult:
+    """The result, failed with artifact_contract_unmet when a sold artifact kind is missing."""
+    if result.status != "completed":
+        return result
+    produced = {ref.role for ref in result.artifacts}
+    missing = [kind for kind in artifact_kinds if ARTIFACT_KIND_ROLES[ArtifactKind(kind)] not in produced]
+    if not missing:
+        return result
+    message = f"the order line sells {', '.join(missing)} but no run produced it"
+    return result.model_copy(
+        update={
+            "status": "failed",
+            "error": {"code": "artifact_contract_unmet", "message": message, "node_id": None},
+        }
+    )
+
+
+def _raise_if_failed(result: InvocationResult) -> None:
+    """A failed order line fails its execution; its result travels in the failure's details."""
+    if result.status == "completed" or result.error is None:
+        return
+    error = result.error
+    raise ApplicationError(
+        f"{error['code']}: {error['message']}",
+        result.model_dump(mode="json"),
+        type=error["code"],
+        non_retryable=True,
+    )

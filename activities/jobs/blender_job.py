@@ -14,7 +14,7 @@ import bpy
 from mathutils import Matrix, Vector
 
 from activities.cad import BBox
-from activities.jobs.protocol import run_job
+from activities.jobs.protocol import progress, run_job
 from activities.materials import Material
 from activities.render import (
     BlenderJobRequest,
@@ -422,6 +422,7 @@ def _animate_turntable(scene: bpy.types.Scene, built: Imported, frame_count: int
 def _render(scene: bpy.types.Scene, engine: Engine, *, animation: bool) -> float:
     """Render to scene.render.filepath and return the seconds it took."""
     started = time.perf_counter()
+    _report_progress(scene)
     try:
         if animation:
             scene.render.use_persistent_data = True
@@ -431,6 +432,26 @@ def _render(scene: bpy.types.Scene, engine: Engine, *, animation: bool) -> float
     except RuntimeError as exc:
         raise RenderFailedError(f"engine {engine} failed on this machine: {exc}") from exc
     return time.perf_counter() - started
+
+
+def _report_progress(scene: bpy.types.Scene) -> None:
+    """Print progress lines (frames written, Blender's sample counter) for the activity's heartbeat."""
+    frames = scene.frame_end - scene.frame_start + 1
+    last_stats = [0.0]
+
+    def frame_written(written_scene: bpy.types.Scene, *_: Any) -> None:
+        done = written_scene.frame_current - written_scene.frame_start + 1
+        progress(f"frame {done}/{frames}")
+
+    def stats(text: str, *_: Any) -> None:
+        now = time.monotonic()
+        sample = next((part.strip() for part in str(text).split("|") if "Sample" in part), None)
+        if sample and now - last_stats[0] > 1.0:  # Blender reports many times a second
+            last_stats[0] = now
+            progress(sample)
+
+    bpy.app.handlers.render_write.append(frame_written)
+    bpy.app.handlers.render_stats.append(stats)
 
 
 def _move_single_file(folder: Path, output: Path) -> None:

@@ -20,6 +20,8 @@ from core.errors import ContractViolationError, ModuleError
 
 #: A job that ends with this exit code wrote a typed error into its response file.
 EXIT_TYPED_ERROR = 3
+#: A line a job prints to say how far it got; the activity heartbeats the latest one.
+PROGRESS_PREFIX = "PROGRESS "
 
 Handler = Callable[[Any], dict[str, Any]]
 
@@ -41,6 +43,11 @@ def run_job(handlers: dict[str, tuple[Handler, type[BaseModel]]]) -> None:
         _exit(1)
     _write(response_path, {"ok": True, "result": result})
     _exit(0)
+
+
+def progress(text: str) -> None:
+    """Tell the parent how far the job got (it becomes the activity's heartbeat detail)."""
+    print(f"{PROGRESS_PREFIX}{text}", flush=True)
 
 
 def _handle(

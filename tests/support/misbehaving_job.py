@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
@@ -27,8 +28,31 @@ def crash(request: Probe) -> dict:
     return {}
 
 
+def killed(request: Probe) -> dict:
+    """Die of SIGKILL, as the kernel's OOM killer or a host stopping the process would do it."""
+    os.kill(os.getpid(), signal.SIGKILL)
+    return {}
+
+
+def abort(request: Probe) -> dict:
+    """Die of SIGABRT, as a failed assertion in native code does."""
+    os.abort()
+
+
+def quit_silently(request: Probe) -> dict:
+    """Exit non-zero without writing a response."""
+    os._exit(7)
+
+
 def hang(request: Probe) -> dict:
     """Never finish."""
+    time.sleep(3600)
+    return {}
+
+
+def pid_then_hang(request: Probe) -> dict:
+    """Write this process's pid to the file `name` names, then never finish."""
+    Path(request.name).write_text(str(os.getpid()))
     time.sleep(3600)
     return {}
 
@@ -55,7 +79,11 @@ if __name__ == "__main__":
             op: (handler, Probe)
             for op, handler in (
                 ("crash", crash),
+                ("killed", killed),
+                ("abort", abort),
+                ("quit_silently", quit_silently),
                 ("hang", hang),
+                ("pid_then_hang", pid_then_hang),
                 ("hog", hog),
                 ("refuse", refuse),
                 ("echo", echo),

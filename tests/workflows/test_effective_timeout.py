@@ -14,7 +14,7 @@ from activities.child_process import REPORT_MARGIN_MAX_S, ChildJobRunner
 from activities.module import production_module
 from core.temporal import TemporalSession
 from core.vocabulary import RetryPolicy
-from prodgraph.runs import run_plan
+from prodgraph.runs import graph_outcome, run_plan
 from prodgraph.workers import build_workers
 from registry.catalog import default_catalog
 from registry.compiler import compile_plan
@@ -72,12 +72,13 @@ async def test_the_child_is_killed_at_the_nodes_timeout_with_a_typed_error(tempo
         temporal_env.client, task_queue=queue, workflows=[GraphWorkflow], activities=[hang_in_child]
     ):
         started = time.monotonic()
-        result = await temporal_env.client.execute_workflow(
+        handle = await temporal_env.client.start_workflow(
             GraphWorkflow.run,
             GraphRunInput(plan=_plan(6), entry={}, task_queues={"default": queue}),
             id=f"hang-{uuid.uuid4().hex[:8]}",
             task_queue=queue,
         )
+        result = await graph_outcome(handle)
         elapsed = time.monotonic() - started
     assert result.status == "failed"
     # The child's own clock fired (a typed job_timeout), not Temporal's start-to-close timer.

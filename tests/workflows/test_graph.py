@@ -4,74 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
 
 import pytest
-from temporalio import activity
-from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from prodgraph.runs import graph_outcome
 from registry.catalog import default_catalog
 from registry.compiler import compile_plan
 from registry.definition import WorkflowDefinition
 from registry.starters import starter
-from workflows.graph import GraphRunInput, GraphWorkflow, OperatorDecision
-
-REF = {"uri": "file:///x", "sha256": "0" * 64, "size": 1, "media_type": "model/step"}
-
-
-class StandIns:
-    """Records calls; fails on demand."""
-
-    def __init__(self, fail: dict[str, int] | None = None, permanent: set[str] = frozenset()):
-        self.calls: Counter[str] = Counter()
-        self.fail = dict(fail or {})
-        self.permanent = permanent
-        self.started: list[str] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-
-    def _enter(self, key: str) -> None:
-        self.calls[key] += 1
-        self.started.append(key)
-        if key in self.permanent:
-            raise ApplicationError(f"{key} cannot go on", type="invalid_cad_file", non_retryable=True)
-        if self.fail.get(key, 0) > 0:
-            self.fail[key] -= 1
-            raise ApplicationError(f"{key} flaked", type="flaky")
-
-    async def _work(self) -> None:
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        await asyncio.sleep(0.3)
-        self.in_flight -= 1
-
-    def activities(self) -> list:
-        @activity.defn(name="cad.resolve_step_path")
-        async def resolve(input: dict) -> dict:
-            self._enter("cad.resolve_step_path")
-            return {"step_file": {**REF, "role": "step_file"}, "source_name": "x.step"}
-
-        @activity.defn(name="cad.extract_objects")
-        async def extract(input: dict) -> dict:
-            self._enter("cad.extract_objects")
-            assert input["step_file"]["role"] == "step_file"
-            await self._work()
-            return {"objects": [{"name": "part", "path": "part", "kind": "part"}], "source_unit": "mm"}
-
-        @activity.defn(name="cad.export_glb")
-        async def glb(input: dict) -> dict:
-            self._enter("cad.export_glb")
-            await self._work()
-            return {"glb": {**REF, "role": "glb"}, "node_names": ["part"]}
-
-        @activity.defn(name="cad.compute_bbox")
-        async def bbox(input: dict) -> dict:
-            self._enter("cad.compute_bbox")
-            await self._work()
-            return {"bbox": {"min": [0, 0, 0], "max": [1, 1, 1], "unit": "m"}}
-
-        return [resolve, extract, glb, bbox]
+from support.stand_ins import StandIns
+from workflows.graph import GraphRunInput, GraphWorkflow, RetryNode, SkipNode
 
 
 async def run_intake(env, stand_ins: StandIns, definition: WorkflowDefinition | None = None, decide=None):
@@ -89,7 +32,7 @@ async def run_intake(env, stand_ins: StandIns, definition: WorkflowDefinition | 
         )
         if decide:
             await decide(handle)
-        return await handle.result()
+        return await graph_outcome(handle)
 
 
 def with_node(definition: WorkflowDefinition, node_id: str, **changes) -> WorkflowDefinition:
@@ -119,7 +62,7 @@ async def test_a_permanent_failure_fails_the_run_naming_the_node(temporal_env):
     assert result.error.node_id == "resolve"
     assert result.error.code == "invalid_cad_file"
     assert stand_ins.calls["cad.resolve_step_path"] == 1  # non-retryable: no retry
-    assert result.nodes["glb"].status == "pending"
+    assert result.nodes["glb"].status == "cancelled"
 
 
 async def test_node_retry_policy_comes_from_the_definition(temporal_env):
@@ -150,7 +93,9 @@ async def test_operator_retries_or_skips_a_failed_node(temporal_env, action, fin
             states = await handle.query(GraphWorkflow.progress)
             if states["extract"].status == "awaiting_operator":
                 assert states["extract"].error.code == "flaky"
-                await handle.signal(GraphWorkflow.decide, OperatorDecision(node_id="extract", action=action))
+                request = RetryNode(node_id="extract") if action == "retry" else SkipNode(node_id="extract")
+                update = GraphWorkflow.retry_node if action == "retry" else GraphWorkflow.skip_node
+                await handle.execute_update(update, request)
                 return
             await asyncio.sleep(0.1)
         pytest.fail("extract never waited for the operator")

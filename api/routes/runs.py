@@ -1,0 +1,83 @@
+"""Run routes for on-call: find runs, show one, and repair it (retry, skip, abort, re-run)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import TemporalDep
+from api.errors import ERROR_RESPONSES
+from api.schemas import (
+    AbortRequest,
+    AbortResult,
+    NodeActionResult,
+    RerunRequest,
+    RerunStarted,
+    RetryRequest,
+    SkipRequest,
+)
+from core.vocabulary import Family
+from prodgraph import operations
+from prodgraph.operations import MAX_LISTED, RunStatus, RunSummary, RunView
+
+router = APIRouter(prefix="/api/runs", tags=["runs"], responses=ERROR_RESPONSES)
+Label = Annotated[str | None, Query(min_length=1, max_length=200)]
+
+
+@router.get("", response_model=list[RunSummary])
+async def list_runs(
+    temporal: TemporalDep,
+    order_line: Label = None,
+    output_type: Label = None,
+    family: Family | None = None,
+    status: RunStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 50,
+) -> list[RunSummary]:
+    """Runs matching every given filter, newest first (the Temporal visibility store's view)."""
+    return await operations.list_runs(
+        temporal, order_line=order_line, output_type=output_type, family=family, status=status, limit=limit
+    )
+
+
+@router.get("/{workflow_id}", response_model=RunView)
+async def show_run(workflow_id: str, temporal: TemporalDep) -> RunView:
+    """A graph run's nodes: status, attempts, last error, timings, params with provenance."""
+    return await operations.show_run(temporal, workflow_id)
+
+
+@router.post("/{workflow_id}/nodes/{node_id}/retry", response_model=NodeActionResult)
+async def retry_node(
+    workflow_id: str, node_id: str, temporal: TemporalDep, request: RetryRequest | None = None
+) -> NodeActionResult:
+    """Retry a node awaiting the operator (409 operator_action_refused when it is not)."""
+    request = request or RetryRequest()
+    state = await operations.retry_node(temporal, workflow_id, node_id, request.params, request.timeout_s)
+    return NodeActionResult(workflow_id=workflow_id, node_id=node_id, action="retry", node=state)
+
+
+@router.post("/{workflow_id}/nodes/{node_id}/skip", response_model=NodeActionResult)
+async def skip_node(
+    workflow_id: str, node_id: str, temporal: TemporalDep, request: SkipRequest | None = None
+) -> NodeActionResult:
+    """Skip a node awaiting the operator; its output must fit the node's output contract."""
+    request = request or SkipRequest()
+    state = await operations.skip_node(temporal, workflow_id, node_id, request.output)
+    return NodeActionResult(workflow_id=workflow_id, node_id=node_id, action="skip", node=state)
+
+
+@router.post("/{workflow_id}/abort", response_model=AbortResult, status_code=202)
+async def abort_run(workflow_id: str, request: AbortRequest, temporal: TemporalDep) -> AbortResult:
+    """Abort a running run: its running nodes are cancelled and it fails as `aborted`."""
+    status = await operations.abort_run(temporal, workflow_id, request.reason)
+    return AbortResult(workflow_id=workflow_id, status=status)
+
+
+@router.post("/{workflow_id}/rerun", response_model=RerunStarted, status_code=202)
+async def rerun(workflow_id: str, temporal: TemporalDep, request: RerunRequest | None = None) -> RerunStarted:
+    """Start a new run of a closed run's plan that reuses what completed."""
+    request = request or RerunRequest()
+    new_id = await operations.rerun(
+        temporal, workflow_id, from_node=request.from_node, params=request.params or None
+    )
+    return RerunStarted(workflow_id=new_id, rerun_of=workflow_id, temporal_ui=temporal.workflow_url(new_id))
