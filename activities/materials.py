@@ -122,6 +122,7 @@ class MaterialActivities:
         timeout_s=60,
         legacy_source="legacy.auto_materials",
         ui=MATERIALS_UI,
+        local=True,
     )
     async def auto_populate(self, input: AutoPopulateInput) -> AutoPopulateOutput:
         """Give every part a material from its CAD colour, or the fallback."""
@@ -144,6 +145,7 @@ class MaterialActivities:
         timeout_s=60,
         legacy_source="legacy.material_mapping",
         ui=MATERIALS_UI,
+        local=True,
     )
     async def resolve_map(self, input: ResolveMapInput) -> ResolveMapOutput:
         """Apply the override and per-part choices on top of the automatic assignment."""

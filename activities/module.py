@@ -40,6 +40,8 @@ class ModuleSpec:
     timeout_s: float
     legacy_source: str | None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    local: bool = False
+    """Light and quick: the graph runs it as a local activity in the workflow's own worker."""
     ui: dict[str, str] = field(default_factory=dict)
 
     def data_inputs(self) -> dict[str, bool]:
@@ -74,6 +76,7 @@ def production_module(
     legacy_source: str | None = None,
     retry: RetryPolicy | None = None,
     ui: dict[str, str] | None = None,
+    local: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a production module: registers the activity under `key` and attaches its spec."""
 
@@ -99,7 +102,10 @@ def production_module(
             legacy_source=legacy_source,
             retry=retry or RetryPolicy(),
             ui=ui or {},
+            local=local,
         )
+        if local and task_queue != "default":
+            raise TypeError(f"module {key!r}: a local module runs on the workflow's queue; drop task_queue")
         boundary = _typed_failures(fn)
         setattr(boundary, SPEC_ATTRIBUTE, spec)
         return activity.defn(name=key)(boundary)

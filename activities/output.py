@@ -159,6 +159,7 @@ class OutputActivities:
         timeout_s=60,
         legacy_source="legacy.notify",
         ui=OUTPUT_UI,
+        local=True,
     )
     async def notify(self, input: NotifyInput) -> NotifyOutput:
         """Append a delivery notification to the outbox."""

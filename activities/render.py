@@ -314,6 +314,7 @@ class RenderActivities:
         timeout_s=30,
         legacy_source="legacy.render_template",
         ui=RENDER_UI,
+        local=True,
     )
     async def resolve_template(self, input: ResolveTemplateInput) -> ResolveTemplateOutput:
         """Pick the render template (backdrop, lights, camera) for the order line."""

@@ -95,6 +95,7 @@ def _plan_node(definition, catalog, node_id, edges, producers, entry_fields, lay
         step=node.step,
         module_key=spec.key,
         task_queue=spec.task_queue,
+        local=spec.local,
         depends_on=sorted(source for source, target in edges if target == node_id),
         inputs=inputs,
         params=params,

@@ -39,6 +39,8 @@ class NodeDefinition(BaseModel):
     retry_defaults: RetryPolicy
     timeout_s: float
     task_queue: QueueName
+    local: bool = False
+    """Runs as a local activity in the workflow's worker (light modules: no queue round trip)."""
 
     @classmethod
     def from_module(cls, fn: Callable[..., Any]) -> NodeDefinition:
@@ -68,4 +70,5 @@ class NodeDefinition(BaseModel):
             retry_defaults=spec.retry,
             timeout_s=spec.timeout_s,
             task_queue=spec.task_queue,
+            local=spec.local,
         )

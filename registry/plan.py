@@ -43,6 +43,8 @@ class ModuleCall(BaseModel):
 class PlanNode(ModuleCall):
     """One node of a graph: a module call plus its place in the graph and its policies."""
 
+    local: bool = False
+    """A light module the interpreter runs as a local activity (no task-queue round trip)."""
     id: str
     step: str
     depends_on: list[str]
