@@ -139,6 +139,7 @@ def _order(args: argparse.Namespace) -> int:
             order_line_id=args.order_line_id,
             product_category=args.category,
             invocation_params=_invocation(args),
+            on_progress=_progress_printer(args),
         )
     )
     return _answer(args, report, headline=f"{report.route} route: {report.status}")

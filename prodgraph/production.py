@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
 
 from activities.artifacts import ArtifactRef, LocalArtifactStore
 from activities.cad import BBox, CadObject
 from core.temporal import TemporalSession
 from core.vocabulary import DELIVERABLE_ROLES
-from output_profiles.dispatch_plan import OrderLine
+from output_profiles.dispatch_plan import DispatchPlan, OrderLine
 from persistence.engine import make_engine, prepare_database
 from prodgraph.orders import dispatch_order_line, order_line_outcome, start_order_line
 from prodgraph.reports import DeliveredFile, ErrorReport, OrderReport, RunReport
-from prodgraph.runs import ProgressCallback, run_plan
+from prodgraph.runs import POLL_S, ProgressCallback, follow, run_plan
 from registry.catalog import default_catalog
 from registry.compiler import compile_intake, compile_plan
 from registry.definition import WorkflowDefinition
 from registry.families import order_line_entry
 from registry.starters import INTAKE_STARTER, starter
+from workflows.graph import GraphWorkflow
 
 STILL_WORKFLOW = "order-still-v1"
 #: What the CLI copies out: the intake's GLB and whatever an order line delivers.
@@ -74,8 +78,13 @@ async def produce_order_line(
     order_line_id: str | None = None,
     product_category: str | None = None,
     invocation_params: dict[str, Any] | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> OrderReport:
-    """Dispatch one order line through a stored output type, run it, deliver its files."""
+    """Dispatch one order line through a stored output type, run it, deliver its files.
+
+    With on_progress, a graph route's child runs (intake, then render) report node changes as
+    the other commands do; the legacy route is a fixed chain with no per-node progress.
+    """
     catalog = default_catalog()
     engine = make_engine(session.settings)
     prepare_database(engine, catalog)
@@ -88,7 +97,10 @@ async def produce_order_line(
         invocation_params=invocation_params or {},
     )
     handle = await start_order_line(session, plan, order, output_type_slug)
-    result = await order_line_outcome(handle, plan)
+    outcome = asyncio.ensure_future(order_line_outcome(handle, plan))
+    if on_progress and plan.route == "graph":
+        await _follow_children(session, handle.id, plan, outcome, on_progress)
+    result = await outcome
     return OrderReport(
         status=result.status,
         route=result.route,
@@ -100,6 +112,32 @@ async def produce_order_line(
         effective=result.effective,
         error=ErrorReport.model_validate(result.error) if result.error else None,
     )
+
+
+async def _follow_children(
+    session: TemporalSession,
+    parent_id: str,
+    plan: DispatchPlan,
+    parent: asyncio.Future[Any],
+    on_progress: ProgressCallback,
+) -> None:
+    """Follow the order line's graph children as each starts, until the parent has ended."""
+    for suffix, child_plan in (("intake", plan.intake_plan), ("render", plan.graph_plan)):
+        assert child_plan is not None, "a graph dispatch carries its intake and render plans"
+        child = session.client.get_workflow_handle_for(GraphWorkflow.run, f"{parent_id}-{suffix}")
+        while not await _started(child):
+            if parent.done():
+                return
+            await asyncio.sleep(POLL_S)
+        await follow(child, child_plan, on_progress)
+
+
+async def _started(handle: WorkflowHandle[Any, Any]) -> bool:
+    try:
+        await handle.describe()
+    except RPCError:
+        return False
+    return True
 
 
 def deliver(

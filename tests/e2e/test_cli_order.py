@@ -73,3 +73,24 @@ def test_legacy_web_preview_order_line(tmp_path):
         "width": "invocation",
         "image_format": "profile_override",
     }
+
+
+def test_graph_order_line_reports_each_childs_nodes_as_they_change(tmp_path):
+    env = {**os.environ, "PRODGRAPH_STATE_DIR": str(tmp_path / "state")}
+    env.pop("PRODGRAPH_TEMPORAL_ADDRESS", None)
+    command = [sys.executable, "-m", "prodgraph.cli", "order", "studio-still"]
+    command += [str(STEP_FIXTURES / "red_cube_blue_cylinder.step"), "--out", str(tmp_path / "out")]
+    command += ["--width", "160", "--height", "120", "--samples", "4", "--json"]
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        stop_dev_server(tmp_path / "state")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 0 and report["route"] == "graph", report
+    lines = done.stderr.splitlines()
+    intake, render = f"{report['workflow_id']}-intake", f"{report['workflow_id']}-render"
+    assert f"[✓] {intake} glb: completed" in lines
+    assert f"[✓] {render} still: completed" in lines
+    # In plan order: the intake's nodes come before the render's, and pending is no news.
+    assert lines.index(f"[✓] {intake} glb: completed") < lines.index(f"[✓] {render} still: completed")
+    assert not any(": pending" in line for line in lines)

@@ -107,5 +107,5 @@ async def _busy(seconds: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while (left := deadline - loop.time()) > 0:
-        activity.heartbeat()
+        activity.heartbeat(f"busy, {left:.0f}s to go")
         await asyncio.sleep(min(left, 0.2))

@@ -380,3 +380,18 @@ def _key(name: str, kind: type) -> Any:
     from temporalio.common import SearchAttributeKey
 
     return SearchAttributeKey.for_bool(name) if kind is bool else SearchAttributeKey.for_keyword(name)
+
+
+async def test_runs_show_displays_a_running_modules_heartbeat_progress(temporal_env, settings):
+    stand_ins = StandIns(slow={"cad.export_glb": 8})
+    async with stand_in_session(temporal_env.client, stand_ins, settings) as session:
+        handle = await start_graph(session, starter(INTAKE_STARTER))
+
+        async def glb_progress() -> bool:
+            view = await operations.show_run(session, handle.id)
+            glb = next(node for node in view.nodes if node.id == "glb")
+            return glb.status == "running" and "to go" in (glb.progress or "")
+
+        await until(glb_progress, "glb's heartbeat in runs show")
+        await operations.abort_run(session, handle.id, "seen enough")
+        await graph_outcome(handle)
