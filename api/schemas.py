@@ -39,6 +39,8 @@ class FamilyPublic(BaseModel):
     preflight: list[str]
     validation_rules: list[str]
     """What validation checks for definitions of this family."""
+    default_on_failure: str
+    """The failure policy of a node that sets none."""
 
 
 class DefinitionValidation(ValidationReport):

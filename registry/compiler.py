@@ -102,7 +102,7 @@ def _plan_node(definition, catalog, node_id, edges, producers, entry_fields, lay
         param_sources=sources,
         retry=spec.retry.overridden(node.retry),
         timeout_s=node.timeout_s or spec.timeout_s,
-        on_failure=node.on_failure,
+        on_failure=node.on_failure or catalog.families[definition.family].default_on_failure,
         artifact_outputs=spec.artifact_roles_produced(),
     )
 

@@ -19,7 +19,8 @@ class WorkflowNode(BaseModel):
     params: dict[str, Any] = {}
     ui: dict[str, Any] = {}
     retry: RetryOverride = RetryOverride()
-    on_failure: FailurePolicy = FailurePolicy.fail_run
+    on_failure: FailurePolicy | None = None
+    """What the run does when this node fails for good; None takes the family's default."""
     timeout_s: float | None = Field(None, gt=0, le=86400)
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from activities.artifacts import ArtifactRef
 from activities.cad import BBox, CadObject
 from core.errors import InvalidDefinitionError
-from core.vocabulary import ArtifactKind, Family
+from core.vocabulary import ArtifactKind, FailurePolicy, Family
 
 
 class CadFileEntry(BaseModel):
@@ -65,6 +65,8 @@ class WorkflowFamily:
     """Output contracts (artifact kinds) its workflows can satisfy."""
     preflight: tuple[str, ...]
     """What must hold before a run starts."""
+    default_on_failure: FailurePolicy = FailurePolicy.fail_run
+    """The failure policy of a node that sets none."""
     validation_rules: tuple[str, ...] = (
         "every step is in the catalogue and in this family's palette",
         "entry nodes (no incoming edges) belong to this family",
@@ -89,6 +91,7 @@ class WorkflowFamily:
             "artifact_kinds": [str(kind) for kind in self.artifact_kinds],
             "preflight": list(self.preflight),
             "validation_rules": list(self.validation_rules),
+            "default_on_failure": str(self.default_on_failure),
         }
 
 

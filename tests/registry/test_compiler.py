@@ -152,3 +152,23 @@ def test_task_queue_timeout_and_retry_come_from_the_module_unless_the_node_says(
     assert (still.task_queue, still.timeout_s) == ("render", spec.timeout_s)
     assert still.retry.max_attempts == 7
     assert still.retry.backoff == spec.retry.backoff
+
+
+def test_a_node_without_a_failure_policy_takes_its_familys_default():
+    from dataclasses import replace
+
+    from core.vocabulary import FailurePolicy
+    from registry.catalog import MODULES, Catalog
+
+    definition = starter("cad-intake-v1")
+    nodes = [node.model_copy(update={"on_failure": None}) for node in definition.nodes]
+    nodes[1] = nodes[1].model_copy(update={"on_failure": FailurePolicy.continue_run})
+    bare = definition.model_copy(update={"nodes": nodes})
+    catalog = Catalog(MODULES)
+    plan = compile_plan(bare, catalog)
+    assert plan.node(nodes[0].id).on_failure == FailurePolicy.fail_run
+    assert plan.node(nodes[1].id).on_failure == FailurePolicy.continue_run
+    catalog.families["cad_file"] = replace(
+        catalog.families["cad_file"], default_on_failure=FailurePolicy.wait_for_operator
+    )
+    assert compile_plan(bare, catalog).node(nodes[0].id).on_failure == FailurePolicy.wait_for_operator
