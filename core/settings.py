@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     """Blender jobs one worker runs at once (each is a whole child process)."""
     cad_concurrency: int = 2
     """OCP jobs one worker runs at once."""
+    render_budget_gigasamples: float = 64.0
+    """Largest render accepted: width × height × samples × frames, in billions (1920×1080 at 64
+    samples is 0.13; a 36-frame 1280×720 turntable at 32 is 1.06)."""
     job_memory_limit_mb: int = 8192
     """Address-space limit of a child job, so one bad file cannot starve the machine."""
     worker_shutdown_grace_s: float = 30.0

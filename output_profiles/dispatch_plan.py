@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from activities.artifacts import ArtifactRef
 from legacy_adapter.pipeline_plan import LegacyPlan
@@ -19,7 +19,8 @@ class OrderLine(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    order_line_id: str
+    order_line_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    """The client's id of the order line; it launches one run (a retry answers that run)."""
     step_path: str
     product_category: str | None = None
     invocation_params: dict[str, Any] = {}

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from typing import Any
 
 from sqlmodel import Session
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from core.errors import NotFoundError
+from core.errors import ConflictError, NotFoundError
 from core.temporal import TemporalSession
 from output_profiles.dispatch import plan_dispatch
 from output_profiles.dispatch_plan import DispatchPlan, InvocationResult, OrderLine
@@ -18,6 +20,10 @@ from persistence.tables import OutputType
 from prodgraph.runs import failure_code, failure_details
 from registry.catalog import Catalog
 from workflows.order_line import OrderLineInput, OrderLineWorkflow
+
+#: Owner of order lines launched from this machine's CLI (API callers are their own owners).
+LOCAL_OWNER = "local"
+FINGERPRINT_MEMO = "request_fingerprint"
 
 
 def dispatch_order_line(
@@ -29,18 +35,53 @@ def dispatch_order_line(
 
 
 async def start_order_line(
-    session: TemporalSession, plan: DispatchPlan, order: OrderLine, output_type_slug: str
+    session: TemporalSession,
+    plan: DispatchPlan,
+    order: OrderLine,
+    output_type_slug: str,
+    owner: str = LOCAL_OWNER,
 ) -> WorkflowHandle[Any, InvocationResult]:
-    """Start the parent workflow of one order line; return its handle."""
-    workflow_id = f"order-{order.order_line_id}-{uuid.uuid4().hex[:8]}"
-    return await session.client.start_workflow(
-        OrderLineWorkflow.run,
-        OrderLineInput(
-            dispatch=plan, order=order, output_type=output_type_slug, task_queues=session.task_queues()
-        ),
-        id=workflow_id,
-        task_queue=session.settings.default_queue,
+    """Start the parent workflow of one order line, once: its handle.
+
+    The order line id is the idempotency key. Launching the same order line again (a client's
+    retry) answers the run already started for it, running or closed; launching it again with
+    another request is a conflict.
+    """
+    workflow_id = order_line_workflow_id(owner, order.order_line_id)
+    run_input = OrderLineInput(
+        dispatch=plan, order=order, output_type=output_type_slug, task_queues=session.task_queues()
     )
+    fingerprint = request_fingerprint(run_input)
+    try:
+        return await session.client.start_workflow(
+            OrderLineWorkflow.run,
+            run_input,
+            id=workflow_id,
+            task_queue=session.settings.default_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            memo={FINGERPRINT_MEMO: fingerprint, "owner": owner},
+        )
+    except WorkflowAlreadyStartedError:
+        existing = session.client.get_workflow_handle_for(OrderLineWorkflow.run, workflow_id)
+        memo = await (await existing.describe()).memo()
+        if memo.get(FINGERPRINT_MEMO) != fingerprint:
+            raise ConflictError(
+                f"order line {order.order_line_id!r} was launched before with another request; "
+                "an order line id launches one run",
+                field="order_line_id",
+            ) from None
+        return existing
+
+
+def order_line_workflow_id(owner: str, order_line_id: str) -> str:
+    """The one workflow id of an order line of an owner (ids are unique per owner)."""
+    return f"order-{owner}-{order_line_id}"
+
+
+def request_fingerprint(run_input: OrderLineInput) -> str:
+    """A hash of what a launch asks for, to tell a client's retry from a different request."""
+    return hashlib.sha256(run_input.model_dump_json().encode()).hexdigest()[:32]
 
 
 async def order_line_outcome(

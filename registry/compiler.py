@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.errors import InvalidDefinitionError
+from core.settings import get_settings
 from registry.catalog import Catalog
 from registry.definition import WorkflowDefinition
 from registry.families import OrderLineEntry
@@ -141,7 +142,46 @@ def effective_params(
                 }
             ],
         ) from None
+    check_render_budget(node_id, validated, sources)
     return validated, sources
+
+
+def render_gigasamples(params: dict[str, Any]) -> float | None:
+    """Pixels × samples × frames of a render, in billions; None for a node that renders nothing."""
+    if not {"width", "height", "samples"} <= set(params):
+        return None
+    frames = params.get("frame_count") or 1
+    return params["width"] * params["height"] * params["samples"] * frames / 1e9
+
+
+def check_render_budget(node_id: str, params: dict[str, Any], sources: dict[str, ParamSource]) -> None:
+    """Refuse a render over the deployment's budget (PRODGRAPH_RENDER_BUDGET_GIGASAMPLES)."""
+    budget = get_settings().render_budget_gigasamples
+    cost = render_gigasamples(params)
+    if cost is None or cost <= budget:
+        return
+    frames = params.get("frame_count") or 1
+    culprit = max(
+        ("samples", "width", "height", "frame_count"),
+        key=lambda name: name in sources and sources[name] in ("invocation", "profile_override", "operator"),
+    )
+    message = (
+        f"node {node_id!r}: {params['width']}x{params['height']} at {params['samples']} samples "
+        f"x {frames} frames is {cost:.1f} gigasamples, over the render budget of {budget:g}"
+    )
+    raise InvalidDefinitionError(
+        message,
+        node_id=node_id,
+        field=f"params.{culprit}",
+        problems=[
+            {
+                "code": "render_budget_exceeded",
+                "node_id": node_id,
+                "path": f"params.{culprit}",
+                "message": message,
+            }
+        ],
+    )
 
 
 def check_override_targets(

@@ -56,8 +56,10 @@ async def test_legacy_and_graph_rollouts_deliver_the_same(session, step_fixture)
     graph_plan = plan_dispatch(
         steel_look(rollout="graph", workflow_id="order-still-v1"), starter("order-still-v1"), catalog, SMALL
     )
+    # One order line id launches one run: the shadow of the same line is another line here.
+    graph_order = order.model_copy(update={"order_line_id": "ol-1001-graph"})
     legacy = await (await start_order_line(session, legacy_plan, order, "steel-look-still")).result()
-    graph = await (await start_order_line(session, graph_plan, order, "steel-look-still")).result()
+    graph = await (await start_order_line(session, graph_plan, graph_order, "steel-look-still")).result()
 
     assert (legacy.route, graph.route) == ("legacy", "graph")
     assert legacy.status == graph.status == "completed", (legacy.error, graph.error)

@@ -116,3 +116,32 @@ def test_the_legacy_route_still_takes_known_invocation_parameters():
     plan = plan_dispatch(output_type(), None, default_catalog(), {"width": 800})
     still = plan.legacy_plan.call("render.blender_still")
     assert (still.params["width"], still.param_sources["width"]) == (800, "invocation")
+
+
+@pytest.mark.parametrize(
+    ("workflow_id", "params"),
+    [
+        (None, {"width": 16384, "height": 16384, "samples": 65536}),
+        ("order-still-v1", {"width": 16384, "height": 16384, "samples": 65536}),
+        ("order-turntable-v1", {"width": 4096, "height": 4096, "samples": 64, "frame_count": 10000}),
+    ],
+    ids=["legacy-still", "graph-still", "graph-turntable"],
+)
+def test_a_render_over_the_budget_is_refused_before_anything_runs(workflow_id, params):
+    if workflow_id is None:
+        profile, workflow = output_type(), None
+    else:
+        kind = "turntable_video" if "turntable" in workflow_id else "still_image"
+        profile = output_type(
+            rollout="graph",
+            workflow_id=workflow_id,
+            artifact_kinds=[kind],
+            overrides={},
+            legacy_render_settings=None,
+        )
+        workflow = starter(workflow_id)
+    with pytest.raises(InvalidDefinitionError) as refused:
+        plan_dispatch(profile, workflow, default_catalog(), params)
+    problem = refused.value.problems[0]
+    assert problem["code"] == "render_budget_exceeded"
+    assert "gigasamples" in refused.value.message and refused.value.field.startswith("params.")

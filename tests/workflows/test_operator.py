@@ -395,3 +395,28 @@ async def test_runs_show_displays_a_running_modules_heartbeat_progress(temporal_
         await until(glb_progress, "glb's heartbeat in runs show")
         await operations.abort_run(session, handle.id, "seen enough")
         await graph_outcome(handle)
+
+
+async def test_an_order_line_id_launches_one_run_however_often_it_is_sent(temporal_env, settings):
+    from core.errors import ConflictError
+
+    catalog = default_catalog()
+    plan = DispatchPlan(
+        route="graph",
+        artifact_kinds=["still_image"],
+        intake_plan=compile_intake(starter(INTAKE_STARTER), catalog),
+        graph_plan=compile_plan(starter("order-still-v1"), catalog),
+    )
+    order = OrderLine(order_line_id=f"ol-{uuid.uuid4().hex[:8]}", step_path="/x.step")
+    stand_ins = StandIns()
+    async with stand_in_session(temporal_env.client, stand_ins, settings) as session:
+        launches = await asyncio.gather(*(start_order_line(session, plan, order, "s") for _ in range(20)))
+        assert len({handle.id for handle in launches}) == 1
+        await launches[0].result()
+        again = await start_order_line(session, plan, order, "s")  # a retry after it closed
+        assert again.id == launches[0].id
+        other = order.model_copy(update={"step_path": "/another.step"})
+        with pytest.raises(ConflictError) as refused:
+            await start_order_line(session, plan, other, "s")
+    assert refused.value.field == "order_line_id"
+    assert stand_ins.calls["cad.resolve_step_path"] == 1
