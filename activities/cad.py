@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from activities.artifacts import ArtifactRef, LocalArtifactStore
 from activities.child_process import ChildJobRunner
 from activities.module import CONTRACT, production_module
-from core.errors import CadFileNotFoundError, InvalidCadFileError, JobCrashedError
+from core.errors import CadFileNotAllowedError, CadFileNotFoundError, InvalidCadFileError, JobCrashedError
 from core.vocabulary import RetryPolicy
 
 STEP_MAGIC = b"ISO-10303-21"
@@ -211,9 +211,11 @@ CAD_RETRY = RetryPolicy(max_attempts=2)
 class CadActivities:
     """The CAD modules, bound to an artifact store and a child-job runner."""
 
-    def __init__(self, store: LocalArtifactStore, jobs: ChildJobRunner):
+    def __init__(self, store: LocalArtifactStore, jobs: ChildJobRunner, input_roots: tuple[Path, ...] = ()):
         self.store = store
         self.jobs = jobs
+        self.input_roots = tuple(root.resolve() for root in input_roots)
+        """Folders STEP files may be read from; a worker running as root reads nothing else."""
 
     @production_module(
         "cad.resolve_step_path",
@@ -226,9 +228,9 @@ class CadActivities:
     )
     async def resolve_step_path(self, input: ResolveStepPathInput) -> ResolveStepPathOutput:
         """Check that the STEP file exists, is a STEP file and is within limits; store it."""
-        path = Path(input.step_path)
+        path = self._allowed(input.step_path)
         if not path.is_file():
-            raise CadFileNotFoundError(f"no such STEP file: {path}")
+            raise CadFileNotFoundError(f"no such STEP file: {path.name}")
         size = path.stat().st_size
         if size == 0:
             raise InvalidCadFileError(f"{path.name}: file is empty")
@@ -302,6 +304,17 @@ class CadActivities:
         """Measure the exact bounding box of all geometry, in metres."""
         result = await self._step_job("bbox", self._read_request(input.step_file))
         return ComputeBboxOutput(bbox=BBox(min=result["min"], max=result["max"]))
+
+    def _allowed(self, step_path: str) -> Path:
+        """The path, resolved, if it lies in an input root; else refused without a hint of
+        whether anything exists there."""
+        path = Path(step_path).resolve()
+        if not any(path.is_relative_to(root) for root in self.input_roots):
+            raise CadFileNotAllowedError(
+                "the STEP file path is outside the input folders this worker reads; send the file "
+                "by upload or place it in a configured input root"
+            )
+        return path
 
     def _read_request(self, step_file: ArtifactRef) -> StepJobRequest:
         return StepJobRequest(step_path=str(self.store.path_of(step_file)))

@@ -132,6 +132,12 @@ class CadFileNotFoundError(ModuleError):
     code = "cad_file_not_found"
 
 
+class CadFileNotAllowedError(ModuleError):
+    """A STEP path outside the input roots a worker reads (never says whether it exists)."""
+
+    code = "cad_file_not_allowed"
+
+
 class InvalidCadFileError(ModuleError):
     """The STEP file cannot be read into usable geometry."""
 
@@ -187,11 +193,28 @@ class JobInternalError(ModuleError):
     retryable = True
 
 
+class ArtifactMissingError(ModuleError):
+    """A referenced artifact is not in the store (never written, removed, or quarantined)."""
+
+    code = "artifact_missing"
+
+
+class ArtifactCorruptError(ModuleError):
+    """A stored artifact no longer hashes to its reference: it was quarantined, never served.
+
+    A retry reads the same bad bytes, so it is permanent; re-running the module that produced
+    the artifact writes a good copy again.
+    """
+
+    code = "artifact_corrupt"
+
+
 #: Module error classes by code, so a code read back from a child job or a failure is typed again.
 MODULE_ERRORS: dict[str, type[ModuleError]] = {
     cls.code: cls
     for cls in (
         ContractViolationError,
+        CadFileNotAllowedError,
         CadFileNotFoundError,
         InvalidCadFileError,
         InvalidGlbError,
@@ -201,6 +224,8 @@ MODULE_ERRORS: dict[str, type[ModuleError]] = {
         JobCrashedError,
         JobKilledError,
         JobInternalError,
+        ArtifactMissingError,
+        ArtifactCorruptError,
     )
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.vocabulary import QUEUES, QueueName
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
     """Blender jobs one worker runs at once (each is a whole child process)."""
     cad_concurrency: int = 2
     """OCP jobs one worker runs at once."""
+    input_roots: list[Path] = []
+    """Folders workers read customers' STEP files from by path (a shared mount in production);
+    the state folder's inputs/, where the CLI stages local files, is always one."""
     render_budget_gigasamples: float = 64.0
     """Largest render accepted: width × height × samples × frames, in billions (1920×1080 at 64
     samples is 0.13; a 36-frame 1280×720 turntable at 32 is 1.06)."""
@@ -48,6 +52,15 @@ class Settings(BaseSettings):
     """On SIGTERM a worker stops polling and gives in-flight activities this long to finish
     before it cancels them (and kills their child jobs); keep it below the supervisor's kill
     timeout (Docker's stop_grace_period, Kubernetes' terminationGracePeriodSeconds)."""
+    api_keys: dict[str, str] = Field(default_factory=dict, repr=False)
+    """API tokens → the owner each one names, a JSON object (`{"<token>": "ci-bot"}`). Every API
+    request sends `Authorization: Bearer <token>`; with none configured the API refuses them all."""
+    api_allow_anonymous: bool = False
+    """Local development only: serve requests that send no token, as the owner `anonymous`."""
+    max_body_mb: float = Field(2.0, gt=0)
+    """Largest request body (MiB) the API's JSON routes read; larger ones are answered 413."""
+    max_json_depth: int = Field(32, ge=1, le=256)
+    """Deepest nesting of arrays and objects the API accepts in a JSON body (422 beyond)."""
 
     def artifact_root(self) -> Path:
         """Resolved artifact store directory."""
@@ -56,6 +69,10 @@ class Settings(BaseSettings):
     def publish_root(self) -> Path:
         """Resolved publish directory."""
         return (self.publish_dir or self.state_dir / "published").resolve()
+
+    def input_folders(self) -> tuple[Path, ...]:
+        """Every folder a worker may read a STEP file from, resolved."""
+        return ((self.state_dir / "inputs").resolve(), *(root.resolve() for root in self.input_roots))
 
     def database(self) -> str:
         """Resolved database URL."""

@@ -17,7 +17,7 @@ from activities.artifacts import ArtifactRef
 from activities.cad import BBox, CadObject
 from core.errors import InvalidDefinitionError
 from core.temporal import TemporalSession
-from prodgraph.production import deliver
+from prodgraph.production import deliver, stage_input
 from prodgraph.reports import RunReport
 from prodgraph.runs import AwaitingCallback, ProgressCallback, follow, start_plan
 from registry.catalog import default_catalog
@@ -101,7 +101,7 @@ async def run_definition(
     """
     catalog = default_catalog()
     plan = compile_plan(definition, catalog)  # refuse an invalid definition before anything runs
-    step_entry = {"step_path": str(step_path.resolve())}
+    step_entry = {"step_path": str(stage_input(session.settings, step_path))}
     report = RunReport(status="completed")
     labels = RunLabels()
     refs: list[ArtifactRef] = []

@@ -12,8 +12,10 @@ from sqlmodel import Session
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 
-from activities.artifacts import ArtifactRef, LocalArtifactStore
+from activities.artifacts import ArtifactRef, LocalArtifactStore, sha256_of
 from activities.cad import BBox, CadObject
+from core.errors import CadFileNotFoundError
+from core.settings import Settings
 from core.temporal import TemporalSession
 from core.vocabulary import DELIVERABLE_ROLES
 from output_profiles.dispatch_plan import DispatchPlan, OrderLine
@@ -49,7 +51,7 @@ async def produce(
     report = RunReport(status="completed")
     intake_plan = compile_intake(intake_workflow or starter(INTAKE_STARTER), catalog)
     workflow_id, intake = await run_plan(
-        session, intake_plan, {"step_path": str(step_path.resolve())}, on_progress
+        session, intake_plan, {"step_path": str(stage_input(session.settings, step_path))}, on_progress
     )
     report.record(session, workflow_id, intake)
     if intake.status != "completed":
@@ -92,7 +94,7 @@ async def produce_order_line(
         _, plan = dispatch_order_line(db, catalog, output_type_slug, invocation_params)
     order = OrderLine(
         order_line_id=order_line_id or f"cli-{uuid.uuid4().hex[:8]}",
-        step_path=str(step_path.resolve()),
+        step_path=str(stage_input(session.settings, step_path)),
         product_category=product_category,
         invocation_params=invocation_params or {},
     )
@@ -138,6 +140,23 @@ async def _started(handle: WorkflowHandle[Any, Any]) -> bool:
     except RPCError:
         return False
     return True
+
+
+def stage_input(settings: Settings, step_path: Path) -> Path:
+    """A local STEP file copied into the state folder's inputs/, the input root workers read.
+
+    The copy keeps the customer's file name (messages name it) under its content hash.
+    """
+    source = step_path.resolve()
+    if not source.is_file():
+        raise CadFileNotFoundError(f"no such STEP file: {step_path}", field="step_file")
+    staged = settings.input_folders()[0] / sha256_of(source)[:32] / source.name
+    if not staged.is_file():
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        partial = staged.with_name(f".{staged.name}.partial")
+        shutil.copyfile(source, partial)
+        partial.replace(staged)
+    return staged
 
 
 def deliver(

@@ -42,7 +42,7 @@ def activity_implementations(
     store = LocalArtifactStore(settings.artifact_root())
     jobs = jobs or ChildJobRunner(memory_limit_mb=settings.job_memory_limit_mb)
     instances = [
-        CadActivities(store, jobs),
+        CadActivities(store, jobs, settings.input_folders()),
         MaterialActivities(),
         RenderActivities(store, jobs),
         OutputActivities(store, settings.publish_root()),

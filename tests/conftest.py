@@ -37,6 +37,8 @@ def settings(tmp_path: Path) -> Settings:
     suffix = uuid.uuid4().hex[:8]
     return Settings(
         state_dir=tmp_path / "state",
+        # Tests hand workers the shared fixtures and their own files by path.
+        input_roots=[STEP_FIXTURES, REPO_ROOT / "examples", tmp_path],
         default_queue=f"default-{suffix}",
         cad_queue=f"cad-{suffix}",
         render_queue=f"render-{suffix}",

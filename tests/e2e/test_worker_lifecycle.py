@@ -4,6 +4,7 @@ when it is killed outright."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -56,6 +57,7 @@ class DeployedWorkers:
             "PRODGRAPH_DEFAULT_QUEUE": settings.default_queue,
             "PRODGRAPH_CAD_QUEUE": settings.cad_queue,
             "PRODGRAPH_RENDER_QUEUE": settings.render_queue,
+            "PRODGRAPH_INPUT_ROOTS": json.dumps([str(root) for root in settings.input_roots]),
         }
         self.logs = logs
         self.started: list[subprocess.Popen[bytes]] = []
