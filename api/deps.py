@@ -1,11 +1,12 @@
-"""The dependencies routes declare: a database session, the catalogue, the Temporal session."""
+"""The dependencies routes declare: a database session, the catalogue, the Temporal session, and
+the bounded path parameters (an over-long id is a 422, never a lookup)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlmodel import Session
 
 from core.errors import TemporalUnavailableError
@@ -50,3 +51,22 @@ async def get_temporal(request: Request) -> TemporalSession:
 
 
 TemporalDep = Annotated[TemporalSession, Depends(get_temporal)]
+
+
+#: Longest ids the path accepts; each at least the longest its model stores.
+MAX_SLUG = 80  # OutputTypeBase.slug
+MAX_DEFINITION_ID = 128  # WorkflowDefinition.id
+MAX_NODE_ID = 128  # WorkflowNode.id
+MAX_WORKFLOW_ID = 255  # Temporal ids here: a definition id and short suffixes
+#: Largest version number (the database stores 32-bit integers at least).
+MAX_VERSION = 2**31 - 1
+
+SlugPath = Annotated[str, Path(min_length=1, max_length=MAX_SLUG, description="an output type's slug")]
+DefinitionIdPath = Annotated[
+    str, Path(min_length=1, max_length=MAX_DEFINITION_ID, description="a workflow definition's id")
+]
+NodeIdPath = Annotated[str, Path(min_length=1, max_length=MAX_NODE_ID, description="a node's id")]
+WorkflowIdPath = Annotated[
+    str, Path(min_length=1, max_length=MAX_WORKFLOW_ID, description="a Temporal workflow id")
+]
+VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION, description="a definition version, from 1")]

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import (
+    ArtifactCorruptError,
+    ArtifactMissingError,
     CadFileNotFoundError,
     CatalogChangedError,
     ConflictError,
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 #: HTTP status per error class; the nearest class in the exception's MRO wins.
 STATUS: dict[type[ProdgraphError], int] = {
     NotFoundError: 404,
+    ArtifactMissingError: 404,
+    # The store's fault, not the client's: the blob was quarantined, a new run rebuilds it.
+    ArtifactCorruptError: 503,
     TemporalUnavailableError: 503,
     CadFileNotFoundError: 404,
     ConflictError: 409,
@@ -77,8 +82,38 @@ class ErrorResponse(BaseModel):
 
 #: OpenAPI documentation of the error answers, shared by every router.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (404, 409, 422, 500, 503)
+    status: {"model": ErrorResponse} for status in (401, 404, 409, 413, 422, 500, 503)
 }
+
+
+class EdgeError(StarletteHTTPException):
+    """A request refused at the edge (no credentials, a body over the limits) with its own code."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(status_code, detail=message, headers=headers)
+        self.code = code
+        self.field = field
+
+
+def error_response(
+    status_code: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An error answer in the one shape, for code that answers outside the exception handlers."""
+    body = {"code": code, "message": message, "field": field, "node_id": None}
+    return JSONResponse({"error": body}, status_code=status_code, headers=headers)
 
 
 def status_of(exc: ProdgraphError) -> int:
@@ -144,14 +179,14 @@ async def request_error(request: Request, exc: RequestValidationError) -> JSONRe
 
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    """Routing errors (unknown path, wrong method) in the same shape."""
-    body = {
-        "code": HTTP_CODES.get(exc.status_code, "http_error"),
-        "message": str(exc.detail),
-        "field": None,
-        "node_id": None,
-    }
-    return JSONResponse({"error": body}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+    """Routing errors (unknown path, wrong method) and edge refusals in the same shape."""
+    if isinstance(exc, EdgeError):
+        code, field = exc.code, exc.field
+    else:
+        code, field = HTTP_CODES.get(exc.status_code, "http_error"), None
+    return error_response(
+        exc.status_code, code, str(exc.detail), field=field, headers=getattr(exc, "headers", None)
+    )
 
 
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:

@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Field as ColumnField
 
+from api.deps import MAX_VERSION
 from output_profiles.dispatch_plan import EffectiveCall
 from output_profiles.models import OutputTypeBase, OutputTypeCreate, OutputTypeUpdate
 from output_profiles.validation import ProfileReport
@@ -92,11 +94,16 @@ class OutputTypeIn(OutputTypeCreate):
     # A literal, not FORBID: SQLModel types model_config as its own (unexported) SQLModelConfig.
     model_config = {"extra": "forbid"}
 
+    workflow_version: int | None = ColumnField(default=None, ge=1, le=MAX_VERSION)
+    """Bounded so an absurd number is a 422, not a database overflow."""
+
 
 class OutputTypePatch(OutputTypeUpdate):
     """Body of PATCH /api/output-types/{slug}; unknown keys are refused by name."""
 
     model_config = {"extra": "forbid"}
+
+    workflow_version: int | None = ColumnField(default=None, ge=1, le=MAX_VERSION)
 
 
 class OutputTypePublic(OutputTypeBase):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlparse
 
 from sqlmodel import Session
 from temporalio.client import WorkflowHandle
@@ -168,11 +169,10 @@ def deliver(
 
 
 def _deliver(store: LocalArtifactStore, ref: ArtifactRef, out_dir: Path, stem: str) -> DeliveredFile:
-    source = store.path_of(ref)
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = "" if ref.role in ("glb", "still") else f".{ref.role}"
-    target = out_dir / f"{stem}{suffix}{source.suffix}"
-    shutil.copyfile(source, target)
+    target = out_dir / f"{stem}{suffix}{PurePosixPath(urlparse(ref.uri).path).suffix}"
+    store.copy_to(ref, target)  # checks the hash while copying: a corrupt blob is never delivered
     return DeliveredFile(
         role=ref.role, path=str(target.resolve()), sha256=ref.sha256, media_type=ref.media_type
     )

@@ -95,7 +95,9 @@ def remove_leftovers(settings: Settings) -> None:
     """Remove what killed workers left behind: job folders of dead worker processes on this
     host, and stale scratch folders in the artifact store."""
     removed = remove_dead_workers_job_folders()
-    removed += LocalArtifactStore(settings.artifact_root()).remove_stale_scratch(STALE_SCRATCH_AFTER_S)
+    store = LocalArtifactStore(settings.artifact_root())
+    removed += store.remove_stale_scratch(STALE_SCRATCH_AFTER_S)
+    removed += store.remove_stale_partials(STALE_SCRATCH_AFTER_S)
     if removed:
         logger.info("removed %d folder(s) left by killed workers: %s", len(removed), removed)
 

@@ -6,11 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
+from api.auth import AUTHENTICATED
 from api.errors import ERROR_RESPONSES
 from api.schemas import LegacyInvocation
 from legacy_adapter.mapping import map_legacy_export
 
-router = APIRouter(prefix="/api/legacy", tags=["legacy"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/api/legacy", tags=["legacy"], responses=ERROR_RESPONSES, dependencies=AUTHENTICATED
+)
 
 
 @router.post("/map", response_model=list[LegacyInvocation])

@@ -7,12 +7,15 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from api.deps import CatalogDep, SessionDep, TemporalDep
+from api.auth import AUTHENTICATED
+from api.deps import CatalogDep, SessionDep, TemporalDep, WorkflowIdPath
 from api.errors import ERROR_RESPONSES
 from output_profiles.dispatch_plan import EffectiveCall, InvocationResult, OrderLine
 from prodgraph.orders import dispatch_order_line, order_line_state, start_order_line
 
-router = APIRouter(prefix="/api/order-lines", tags=["order lines"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/api/order-lines", tags=["order lines"], responses=ERROR_RESPONSES, dependencies=AUTHENTICATED
+)
 
 
 class OrderLineRequest(OrderLine):
@@ -60,7 +63,7 @@ async def launch_order_line(
 
 
 @router.get("/{workflow_id}", response_model=OrderLineStatus)
-async def order_line_status(workflow_id: str, temporal: TemporalDep) -> OrderLineStatus:
+async def order_line_status(workflow_id: WorkflowIdPath, temporal: TemporalDep) -> OrderLineStatus:
     """Status of a launched order line, with its result when it has ended."""
     status, result = await order_line_state(temporal, workflow_id)
     return OrderLineStatus(

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from api.deps import CatalogDep, SessionDep
+from api.auth import AUTHENTICATED
+from api.deps import CatalogDep, SessionDep, SlugPath
 from api.errors import ERROR_RESPONSES
 from api.options import schema_options
 from api.schemas import (
@@ -32,7 +33,9 @@ from persistence.tables import OutputType
 from prodgraph.legacy_import import ImportReport, import_export
 from registry.catalog import Catalog
 
-router = APIRouter(prefix="/api/output-types", tags=["output-types"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/api/output-types", tags=["output-types"], responses=ERROR_RESPONSES, dependencies=AUTHENTICATED
+)
 
 #: Rollouts that dispatch through a graph, so a profile with problems must not be saved as one.
 GRAPH_ROLLOUTS = (Rollout.graph, Rollout.shadow)
@@ -62,7 +65,7 @@ def import_legacy(records: Annotated[list[Any], Body()], session: SessionDep) ->
 
 
 @router.get("/{slug}", response_model=OutputTypeEnvelope)
-def get_output_type(slug: str, session: SessionDep, catalog: CatalogDep) -> OutputTypeEnvelope:
+def get_output_type(slug: SlugPath, session: SessionDep, catalog: CatalogDep) -> OutputTypeEnvelope:
     """One output type and its current validation."""
     row = require_output_type(session, slug)
     return _envelope(row, _report(session, catalog, row))
@@ -90,7 +93,7 @@ def create_output_type(body: OutputTypeIn, session: SessionDep, catalog: Catalog
 
 @router.patch("/{slug}", response_model=OutputTypeEnvelope)
 def update_output_type(
-    slug: str, body: OutputTypePatch, session: SessionDep, catalog: CatalogDep
+    slug: SlugPath, body: OutputTypePatch, session: SessionDep, catalog: CatalogDep
 ) -> OutputTypeEnvelope:
     """Change some fields; the same rules as creation apply to the result."""
     row = require_output_type(session, slug)
@@ -108,7 +111,7 @@ def update_output_type(
 
 @router.post("/{slug}/validate", response_model=ProfileReport)
 def validate_output_type(
-    slug: str,
+    slug: SlugPath,
     session: SessionDep,
     catalog: CatalogDep,
     changes: Annotated[OutputTypePatch | None, Body()] = None,
@@ -121,7 +124,7 @@ def validate_output_type(
 
 @router.post("/{slug}/dispatch-plan", response_model=DispatchPlanSummary)
 def dispatch_plan(
-    slug: str, session: SessionDep, catalog: CatalogDep, body: DispatchPlanRequest | None = None
+    slug: SlugPath, session: SessionDep, catalog: CatalogDep, body: DispatchPlanRequest | None = None
 ) -> DispatchPlanSummary:
     """Where an order line would go and with which parameters (pure planning, nothing runs).
 

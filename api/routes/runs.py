@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import TemporalDep
+from api.auth import AUTHENTICATED
+from api.deps import NodeIdPath, TemporalDep, WorkflowIdPath
 from api.errors import ERROR_RESPONSES
 from api.schemas import (
     AbortRequest,
@@ -21,7 +22,7 @@ from core.vocabulary import Family
 from prodgraph import operations
 from prodgraph.operations import MAX_LISTED, RunStatus, RunSummary, RunView
 
-router = APIRouter(prefix="/api/runs", tags=["runs"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/runs", tags=["runs"], responses=ERROR_RESPONSES, dependencies=AUTHENTICATED)
 Label = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
@@ -41,14 +42,17 @@ async def list_runs(
 
 
 @router.get("/{workflow_id}", response_model=RunView)
-async def show_run(workflow_id: str, temporal: TemporalDep) -> RunView:
+async def show_run(workflow_id: WorkflowIdPath, temporal: TemporalDep) -> RunView:
     """A graph run's nodes: status, attempts, last error, timings, params with provenance."""
     return await operations.show_run(temporal, workflow_id)
 
 
 @router.post("/{workflow_id}/nodes/{node_id}/retry", response_model=NodeActionResult)
 async def retry_node(
-    workflow_id: str, node_id: str, temporal: TemporalDep, request: RetryRequest | None = None
+    workflow_id: WorkflowIdPath,
+    node_id: NodeIdPath,
+    temporal: TemporalDep,
+    request: RetryRequest | None = None,
 ) -> NodeActionResult:
     """Retry a node awaiting the operator (409 operator_action_refused when it is not)."""
     request = request or RetryRequest()
@@ -58,7 +62,10 @@ async def retry_node(
 
 @router.post("/{workflow_id}/nodes/{node_id}/skip", response_model=NodeActionResult)
 async def skip_node(
-    workflow_id: str, node_id: str, temporal: TemporalDep, request: SkipRequest | None = None
+    workflow_id: WorkflowIdPath,
+    node_id: NodeIdPath,
+    temporal: TemporalDep,
+    request: SkipRequest | None = None,
 ) -> NodeActionResult:
     """Skip a node awaiting the operator; its output must fit the node's output contract."""
     request = request or SkipRequest()
@@ -67,14 +74,16 @@ async def skip_node(
 
 
 @router.post("/{workflow_id}/abort", response_model=AbortResult, status_code=202)
-async def abort_run(workflow_id: str, request: AbortRequest, temporal: TemporalDep) -> AbortResult:
+async def abort_run(workflow_id: WorkflowIdPath, request: AbortRequest, temporal: TemporalDep) -> AbortResult:
     """Abort a running run: its running nodes are cancelled and it fails as `aborted`."""
     status = await operations.abort_run(temporal, workflow_id, request.reason)
     return AbortResult(workflow_id=workflow_id, status=status)
 
 
 @router.post("/{workflow_id}/rerun", response_model=RerunStarted, status_code=202)
-async def rerun(workflow_id: str, temporal: TemporalDep, request: RerunRequest | None = None) -> RerunStarted:
+async def rerun(
+    workflow_id: WorkflowIdPath, temporal: TemporalDep, request: RerunRequest | None = None
+) -> RerunStarted:
     """Start a new run of a closed run's plan that reuses what completed."""
     request = request or RerunRequest()
     new_id = await operations.rerun(

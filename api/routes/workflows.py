@@ -9,8 +9,10 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from api.deps import CatalogDep, SessionDep
+from api.auth import AUTHENTICATED
+from api.deps import CatalogDep, DefinitionIdPath, SessionDep, VersionPath
 from api.errors import ERROR_RESPONSES, ErrorResponse
+from api.limits import nesting_exceeds, too_deep
 from api.schemas import (
     DefinitionPublic,
     DefinitionSaved,
@@ -28,7 +30,9 @@ from registry.definition import WorkflowDefinition
 from registry.starters import starters
 from registry.validation import Problem, ValidationReport, validate_document
 
-router = APIRouter(prefix="/api/workflows", tags=["workflows"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/api/workflows", tags=["workflows"], responses=ERROR_RESPONSES, dependencies=AUTHENTICATED
+)
 
 #: OpenAPI body of the routes that read raw JSON themselves (any shape is accepted).
 ANY_JSON_BODY = {
@@ -48,9 +52,19 @@ class RawJson:
 
 
 async def read_raw_json(request: Request) -> RawJson:
-    """The body as JSON without FastAPI's validation, so garbage is reported, not refused."""
+    """The body as JSON without FastAPI's validation, so garbage is reported, not refused.
+
+    A body nested deeper than PRODGRAPH_MAX_JSON_DEPTH is refused (422 `json_too_deep`) whatever
+    its content type: the edge middleware checks JSON content types only.
+    """
+    body = await request.body()
+    limit = request.app.state.settings.max_json_depth
+    if nesting_exceeds(body, limit):
+        raise too_deep(limit)
     try:
-        return RawJson(json.loads(await request.body()))
+        return RawJson(json.loads(body))
+    except RecursionError:
+        raise too_deep(limit) from None
     except (UnicodeDecodeError, ValueError) as exc:
         return RawJson(error=str(exc))
 
@@ -73,7 +87,7 @@ def etag_matches(header: str | None, catalog: Catalog) -> bool:
 def node_definitions(
     catalog: CatalogDep,
     response: Response,
-    family: Annotated[str | None, Query()] = None,
+    family: Annotated[str | None, Query(max_length=100)] = None,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Any:
     """The palette (optionally one family's), with ETag = the catalogue version; 304 if unchanged."""
@@ -102,7 +116,8 @@ def starter_definitions() -> list[WorkflowDefinition]:
 
 @router.post("/validate", response_model=DefinitionValidation, openapi_extra=ANY_JSON_BODY)
 def validate(body: RawJsonDep, session: SessionDep, catalog: CatalogDep) -> DefinitionValidation:
-    """Validate a definition of any shape; the answer is always a report, never a 422.
+    """Validate a definition of any shape; the answer is a report, not a 422 (only a body over the
+    edge limits is refused: 413 larger than PRODGRAPH_MAX_BODY_MB, 422 `json_too_deep`).
 
     Non-JSON bodies are reported as `invalid_json`, wrong shapes as `invalid_shape` problems.
     When the definition carries a `catalog_version` other than the current one, the report
@@ -122,7 +137,7 @@ def validate(body: RawJsonDep, session: SessionDep, catalog: CatalogDep) -> Defi
 
 @router.get("/definitions", response_model=list[DefinitionSummary])
 def list_definitions(
-    session: SessionDep, catalog: CatalogDep, family: Annotated[str | None, Query()] = None
+    session: SessionDep, catalog: CatalogDep, family: Annotated[str | None, Query(max_length=100)] = None
 ) -> list[DefinitionSummary]:
     """Every stored definition id at its latest version, with all its versions."""
     summaries = []
@@ -145,14 +160,16 @@ def list_definitions(
 
 
 @router.get("/definitions/{definition_id}", response_model=DefinitionPublic)
-def get_definition(definition_id: str, session: SessionDep, catalog: CatalogDep) -> DefinitionPublic:
+def get_definition(
+    definition_id: DefinitionIdPath, session: SessionDep, catalog: CatalogDep
+) -> DefinitionPublic:
     """The latest version of a definition."""
     return _public(require_record(session, definition_id), catalog)
 
 
 @router.get("/definitions/{definition_id}/versions/{version}", response_model=DefinitionPublic)
 def get_definition_version(
-    definition_id: str, version: int, session: SessionDep, catalog: CatalogDep
+    definition_id: DefinitionIdPath, version: VersionPath, session: SessionDep, catalog: CatalogDep
 ) -> DefinitionPublic:
     """One stored version of a definition."""
     return _public(require_record(session, definition_id, version), catalog)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_keys import authorized, with_test_key
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -21,14 +22,15 @@ LEGACY = SHARED / "fixtures" / "legacy"
 
 @pytest.fixture
 def api_settings(tmp_path: Path) -> Settings:
-    """Settings whose database lives in this test's tmp dir."""
-    return Settings(state_dir=tmp_path)
+    """Settings whose database lives in this test's tmp dir, with the test key configured."""
+    return with_test_key(Settings(state_dir=tmp_path))
 
 
 @pytest.fixture
 def client(api_settings: Settings) -> Iterator[TestClient]:
-    """A client on a started app (tables created, starters and default output types seeded)."""
-    with TestClient(create_app(api_settings)) as test_client:
+    """A client with the test key on a started app (tables created, starters and default output
+    types seeded)."""
+    with authorized(create_app(api_settings)) as test_client:
         yield test_client
 
 

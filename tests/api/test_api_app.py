@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from api_keys import authorized
 from fastapi.testclient import TestClient
 
 from api import app as app_module
@@ -79,7 +80,7 @@ def test_unexpected_errors_are_500_without_a_traceback(api_settings: Settings):
 
 
 def test_seeding_happens_only_on_empty_tables(api_settings: Settings):
-    with TestClient(create_app(api_settings)) as client:
+    with authorized(create_app(api_settings)) as client:
         client.post(
             "/api/workflows/definitions",
             json={
@@ -88,7 +89,7 @@ def test_seeding_happens_only_on_empty_tables(api_settings: Settings):
             },
         )
         client.patch("/api/output-types/studio-still", json={"name": "Renamed"})
-    with TestClient(create_app(api_settings)) as client:
+    with authorized(create_app(api_settings)) as client:
         assert len(client.get("/api/output-types").json()) == 5
         assert client.get("/api/output-types/studio-still").json()["output_type"]["name"] == "Renamed"
         assert client.get("/api/workflows/definitions/order-still-v1").json()["version"] == 2

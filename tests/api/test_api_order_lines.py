@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from api_keys import authorized, with_test_key
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -29,7 +30,7 @@ def launch(client: TestClient, output_type: str, **extra) -> dict:
 def test_without_temporal_the_answer_is_a_clear_503(tmp_path):
     from core.settings import Settings
 
-    with TestClient(create_app(Settings(state_dir=tmp_path))) as client:
+    with authorized(create_app(with_test_key(Settings(state_dir=tmp_path)))) as client:
         answer = launch(client, "studio-still")
     assert answer.status_code == 503
     assert answer.json()["error"]["code"] == "temporal_unavailable"
@@ -37,8 +38,8 @@ def test_without_temporal_the_answer_is_a_clear_503(tmp_path):
 
 async def test_an_order_line_runs_through_its_output_type(temporal_env, settings, session):
     address = temporal_env.client.service_client.config.target_host
-    app_settings = settings.model_copy(update={"temporal_address": address})
-    with TestClient(create_app(app_settings)) as client:
+    app_settings = with_test_key(settings.model_copy(update={"temporal_address": address}))
+    with authorized(create_app(app_settings)) as client:
         launched = launch(client, "studio-still")
         assert launched.status_code == 202, launched.json()
         body = launched.json()

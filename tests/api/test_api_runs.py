@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_keys import authorized, with_test_key
 from fastapi.testclient import TestClient
 from httpx import Response
 from temporalio.client import Client, WorkflowHandle
@@ -80,7 +81,9 @@ class Api:
 @pytest.fixture
 async def api(temporal_env, tmp_path: Path) -> AsyncIterator[Api]:
     queue = f"api-runs-{uuid.uuid4().hex[:8]}"
-    settings = Settings(state_dir=tmp_path, default_queue=queue, cad_queue=queue, render_queue=queue)
+    settings = with_test_key(
+        Settings(state_dir=tmp_path, default_queue=queue, cad_queue=queue, render_queue=queue)
+    )
     session = TemporalSession(temporal_env.client, None, settings)
     stand_ins = StandIns()
     app = create_app(settings)
@@ -88,7 +91,7 @@ async def api(temporal_env, tmp_path: Path) -> AsyncIterator[Api]:
     async with Worker(
         temporal_env.client, task_queue=queue, workflows=[GraphWorkflow], activities=stand_ins.activities()
     ):
-        with TestClient(app) as http:
+        with authorized(app) as http:
             yield Api(http, temporal_env.client, session, stand_ins)
 
 

@@ -21,7 +21,7 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, STEP_FIXTURES
 from core.settings import Settings
 from core.temporal import TemporalSession
 from prodgraph import operations
@@ -35,7 +35,8 @@ from support.stand_ins import StandIns
 from workflows.graph import GraphRunInput, GraphRunResult, GraphWorkflow, RunLabels
 from workflows.order_line import OrderLineWorkflow
 
-STEP = "/nowhere/part.step"  # stand-ins never read it
+#: A real local file: the CLI stages it into its inputs; the stand-ins never read it.
+STEP = str(STEP_FIXTURES / "red_cube_blue_cylinder.step")
 
 
 @dataclass
