@@ -106,14 +106,22 @@ async def order_line_outcome(
 
 
 async def order_line_state(
-    session: TemporalSession, workflow_id: str
+    session: TemporalSession, workflow_id: str, owner: str | None = None
 ) -> tuple[WorkflowExecutionStatus, InvocationResult | None]:
-    """Where a launched order line stands, with its result once it has completed."""
+    """Where a launched order line stands, with its result once it has completed.
+
+    With an owner, another owner's order line is answered as not found (no hint it exists).
+    """
     handle = session.client.get_workflow_handle_for(OrderLineWorkflow.run, workflow_id)
+    missing = NotFoundError(f"no order-line run {workflow_id!r}", field="workflow_id")
     try:
         description = await handle.describe()
     except RPCError:
-        raise NotFoundError(f"no order-line run {workflow_id!r}", field="workflow_id") from None
+        raise missing from None
+    if description.workflow_type != "OrderLineWorkflow":
+        raise missing
+    if owner is not None and (await description.memo()).get("owner") != owner:
+        raise missing
     status = description.status or WorkflowExecutionStatus.RUNNING
     if status in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED):
         return status, await order_line_outcome(handle)

@@ -6,8 +6,9 @@ from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
 
-from api.auth import AUTHENTICATED
+from api.auth import AUTHENTICATED, CallerDep
 from api.deps import CatalogDep, SessionDep, TemporalDep, WorkflowIdPath
 from api.errors import ERROR_RESPONSES
 from output_profiles.dispatch_plan import EffectiveCall, InvocationResult, OrderLine
@@ -47,12 +48,23 @@ class OrderLineStatus(BaseModel):
 
 @router.post("", response_model=OrderLineLaunched, status_code=202)
 async def launch_order_line(
-    request: OrderLineRequest, session: SessionDep, catalog: CatalogDep, temporal: TemporalDep
+    request: OrderLineRequest,
+    session: SessionDep,
+    catalog: CatalogDep,
+    temporal: TemporalDep,
+    caller: CallerDep,
 ) -> OrderLineLaunched:
-    """Dispatch through the output type (legacy, graph; shadow is refused) and start the run."""
-    output_type, plan = dispatch_order_line(session, catalog, request.output_type, request.invocation_params)
+    """Dispatch through the output type (legacy, graph; shadow is refused) and start the run.
+
+    The order line id is the idempotency key, per caller: sending the same line again answers the
+    run it started; the same id with another request is 409.
+    """
+    # The database is synchronous: off the event loop, so one slow query never stalls the API.
+    output_type, plan = await run_in_threadpool(
+        dispatch_order_line, session, catalog, request.output_type, request.invocation_params
+    )
     order = OrderLine(**request.model_dump(exclude={"output_type"}))
-    handle = await start_order_line(temporal, plan, order, output_type.slug)
+    handle = await start_order_line(temporal, plan, order, output_type.slug, owner=caller.owner)
     return OrderLineLaunched(
         workflow_id=handle.id,
         route=plan.route,
@@ -63,9 +75,11 @@ async def launch_order_line(
 
 
 @router.get("/{workflow_id}", response_model=OrderLineStatus)
-async def order_line_status(workflow_id: WorkflowIdPath, temporal: TemporalDep) -> OrderLineStatus:
-    """Status of a launched order line, with its result when it has ended."""
-    status, result = await order_line_state(temporal, workflow_id)
+async def order_line_status(
+    workflow_id: WorkflowIdPath, temporal: TemporalDep, caller: CallerDep
+) -> OrderLineStatus:
+    """Status of one of the caller's order lines, with its result when it has ended."""
+    status, result = await order_line_state(temporal, workflow_id, owner=caller.owner)
     return OrderLineStatus(
         workflow_id=workflow_id,
         status=status.name.lower(),

@@ -12,6 +12,7 @@ from api.app import create_app
 from conftest import STEP_FIXTURES
 
 pytestmark = [pytest.mark.e2e]
+OTHER_TOKEN = "another-owners-token-0123456789"
 SMALL = {"width": 160, "height": 120, "samples": 4}
 
 
@@ -39,6 +40,7 @@ def test_without_temporal_the_answer_is_a_clear_503(tmp_path):
 async def test_an_order_line_runs_through_its_output_type(temporal_env, settings, session):
     address = temporal_env.client.service_client.config.target_host
     app_settings = with_test_key(settings.model_copy(update={"temporal_address": address}))
+    app_settings.api_keys[OTHER_TOKEN] = "someone-else"
     with authorized(create_app(app_settings)) as client:
         launched = launch(client, "studio-still")
         assert launched.status_code == 202, launched.json()
@@ -58,6 +60,14 @@ async def test_an_order_line_runs_through_its_output_type(temporal_env, settings
 
         unknown = client.get("/api/order-lines/no-such-run")
         assert unknown.status_code == 404
+
+        again = launch(client, "studio-still")  # a client's retry: the same run, not a new one
+        assert again.status_code == 202 and again.json()["workflow_id"] == body["workflow_id"]
+        other_request = launch(client, "studio-still", invocation_params={"width": 200, "height": 150})
+        assert other_request.status_code == 409 and other_request.json()["error"]["field"] == "order_line_id"
+        stranger = {"Authorization": f"Bearer {OTHER_TOKEN}"}
+        hidden = client.get(f"/api/order-lines/{body['workflow_id']}", headers=stranger)
+        assert hidden.status_code == 404  # another owner's order line does not exist for them
 
         refused = launch(client, "no-such-type")
         assert refused.status_code == 404
