@@ -6,7 +6,10 @@ the child-job protocol carries the same codes, so a code means one thing everywh
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class ProdgraphError(Exception):
@@ -233,3 +236,9 @@ MODULE_ERRORS: dict[str, type[ModuleError]] = {
 def module_error(code: str, message: str) -> ModuleError:
     """The module error a code names; an unknown code is a job's internal error."""
     return MODULE_ERRORS.get(code, JobInternalError)(message)
+
+
+def first_problem(exc: ValidationError) -> tuple[str, str]:
+    """The first problem of a validation error: its dotted field path ("" for the whole) and words."""
+    first = exc.errors()[0]
+    return ".".join(map(str, first["loc"])), first["msg"]

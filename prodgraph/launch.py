@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from activities.artifacts import ArtifactRef
 from activities.cad import BBox, CadObject
-from core.errors import InvalidDefinitionError
+from core.errors import InvalidDefinitionError, first_problem
 from core.temporal import TemporalSession
 from prodgraph.production import deliver, stage_input
 from prodgraph.reports import RunReport
@@ -53,11 +53,11 @@ def load_definition(
     try:
         definition = WorkflowDefinition.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        path = ".".join(map(str, first["loc"])) or "(whole)"
+        path, words = first_problem(exc)
+        path = path or "(whole)"
         raise InvalidDefinitionError(
-            f"not a workflow definition: {path}: {first['msg']}",
-            problems=[{"code": "invalid_document", "node_id": None, "path": path, "message": first["msg"]}],
+            f"not a workflow definition: {path}: {words}",
+            problems=[{"code": "invalid_document", "node_id": None, "path": path, "message": words}],
         ) from None
     if not node_params:
         return definition

@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from core import temporal as attributes
-from core.errors import NotFoundError, OperatorActionRefusedError
+from core.errors import NotFoundError, OperatorActionRefusedError, first_problem
 from core.temporal import TemporalSession
 from registry.catalog import default_catalog
 from registry.plan import ExecutionPlan, PlanNode
@@ -281,8 +281,8 @@ def _request(model: type[BaseModel], **fields: Any) -> Any:
     try:
         return model(**fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise _refused("invalid_request", f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        field, words = first_problem(exc)
+        raise _refused("invalid_request", f"{field}: {words}") from None
 
 
 def _refused(rule: str, message: str) -> OperatorActionRefusedError:
@@ -306,11 +306,8 @@ def _with_params(plan: ExecutionPlan, changes: dict[str, dict[str, Any]]) -> Exe
             try:
                 catalog.specs[node.module_key].params_model.model_validate(params)
             except ValidationError as exc:
-                first = exc.errors()[0]
-                raise _refused(
-                    "invalid_params",
-                    f"node {node.id!r}: params.{'.'.join(map(str, first['loc']))}: {first['msg']}",
-                ) from None
+                field, words = first_problem(exc)
+                raise _refused("invalid_params", f"node {node.id!r}: params.{field}: {words}") from None
             # Validated whole, so a plan the interpreter could not decode is refused here.
             sources = {**node.param_sources, **{name: "operator" for name in change}}
             node = PlanNode.model_validate({**node.model_dump(), "params": params, "param_sources": sources})

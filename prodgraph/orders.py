@@ -6,7 +6,7 @@ import hashlib
 from typing import Any
 
 from sqlmodel import Session
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -17,7 +17,7 @@ from output_profiles.dispatch import plan_dispatch
 from output_profiles.dispatch_plan import DispatchPlan, InvocationResult, OrderLine
 from persistence.repositories import require_output_type, workflow_for
 from persistence.tables import OutputType
-from prodgraph.runs import failure_code, failure_details
+from prodgraph.runs import outcome
 from registry.catalog import Catalog
 from workflows.order_line import OrderLineInput, OrderLineWorkflow
 
@@ -88,21 +88,18 @@ async def order_line_outcome(
     handle: WorkflowHandle[Any, InvocationResult], plan: DispatchPlan | None = None
 ) -> InvocationResult:
     """An order line's result; a failed one's comes from its failure's details."""
-    try:
-        return await handle.result()
-    except WorkflowFailureError as failed:
-        details = failure_details(failed)
-        if details is not None:
-            return InvocationResult.model_validate(details)
-        error = {"code": failure_code(failed), "message": str(failed.cause or failed), "node_id": None}
+
+    def failed(code: str, message: str) -> InvocationResult:
         return InvocationResult(
             route=plan.route if plan else "graph",
             status="failed",
             workflow_ids=[handle.id],
             artifacts=[],
             effective=plan.effective() if plan else {},
-            error=error,
+            error={"code": code, "message": message, "node_id": None},
         )
+
+    return await outcome(handle, InvocationResult, failed)
 
 
 async def order_line_state(

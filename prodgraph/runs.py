@@ -7,8 +7,9 @@ import shlex
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
@@ -20,6 +21,7 @@ from prodgraph.workers import build_workers
 from registry.plan import ExecutionPlan, PlanNode
 from workflows.graph import GraphRunInput, GraphRunResult, GraphWorkflow, NodeError, NodeState, RunLabels
 
+Outcome = TypeVar("Outcome", bound=BaseModel)
 ProgressCallback = Callable[[str, str, NodeState], None]
 #: (workflow id, node id, the commands that repair it): a node began to wait for the operator.
 AwaitingCallback = Callable[[str, str, list[str]], None]
@@ -125,16 +127,34 @@ def repair_commands(workflow_id: str, node: PlanNode) -> list[str]:
     ]
 
 
-async def graph_outcome(handle: WorkflowHandle[Any, GraphRunResult]) -> GraphRunResult:
-    """A graph run's result; a failed run's comes from its failure's details."""
+async def outcome(
+    handle: WorkflowHandle[Any, Outcome], model: type[Outcome], without_details: Callable[[str, str], Outcome]
+) -> Outcome:
+    """A prodgraph run's result: what it returned or, when it failed, what its failure carries.
+
+    Args:
+        handle: the run.
+        model: the result model, which a failed run leaves in its ApplicationError's details.
+        without_details: builds a failed result from (code, message) when the failure carries
+            none (a run terminated or timed out from outside).
+    """
     try:
         return await handle.result()
     except WorkflowFailureError as failed:
         details = failure_details(failed)
         if details is not None:
-            return GraphRunResult.model_validate(details)
-        error = NodeError(code=failure_code(failed), message=str(failed.cause or failed), node_id="")
+            return model.model_validate(details)
+        return without_details(failure_code(failed), str(failed.cause or failed))
+
+
+async def graph_outcome(handle: WorkflowHandle[Any, GraphRunResult]) -> GraphRunResult:
+    """A graph run's result; a failed run's comes from its failure's details."""
+
+    def failed(code: str, message: str) -> GraphRunResult:
+        error = NodeError(code=code, message=message, node_id="")
         return GraphRunResult(status="failed", nodes={}, outputs={}, error=error)
+
+    return await outcome(handle, GraphRunResult, failed)
 
 
 def failure_details(failed: WorkflowFailureError) -> dict[str, Any] | None:

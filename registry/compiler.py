@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.errors import InvalidDefinitionError
+from core.errors import InvalidDefinitionError, first_problem
 from core.settings import get_settings
 from registry.catalog import Catalog
 from registry.definition import WorkflowDefinition
@@ -129,16 +129,15 @@ def effective_params(
     try:
         validated = params_model.model_validate(values).model_dump(mode="json")
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(map(str, first["loc"]))
+        field, words = first_problem(exc)
         raise InvalidDefinitionError(
-            f"node {node_id!r}: parameter {field} ({sources.get(field, 'value')}) {first['msg']}",
+            f"node {node_id!r}: parameter {field} ({sources.get(field, 'value')}) {words}",
             problems=[
                 {
                     "code": "invalid_params",
                     "node_id": node_id,
                     "path": f"params.{field}",
-                    "message": first["msg"],
+                    "message": words,
                 }
             ],
         ) from None

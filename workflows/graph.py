@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
     from core import temporal as attributes
+    from core.errors import first_problem
     from core.temporal import temporal_retry
     from core.vocabulary import DELIVERABLE_ROLES, FailurePolicy
     from registry.catalog import default_catalog
@@ -561,6 +562,5 @@ def _validated(model: type[BaseModel], document: dict[str, Any], code: str, what
     try:
         model.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(map(str, first["loc"])) or "(whole)"
-        raise ApplicationError(f"{what}.{field}: {first['msg']}", type=code) from None
+        field, words = first_problem(exc)
+        raise ApplicationError(f"{what}.{field or '(whole)'}: {words}", type=code) from None
