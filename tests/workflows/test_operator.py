@@ -30,6 +30,7 @@ from registry.compiler import compile_intake, compile_plan
 from registry.definition import WorkflowDefinition
 from registry.starters import INTAKE_STARTER, starter
 from support.definitions import with_nodes
+from support.processes import alive
 from support.stand_ins import StandIns
 from workflows.graph import GraphRunInput, GraphWorkflow
 from workflows.legacy import LegacyPipelineWorkflow
@@ -184,7 +185,7 @@ async def test_fail_run_cancels_running_siblings_and_their_child_processes_die(
     assert result.status == "failed" and result.error.node_id == "bbox"
     assert result.nodes["glb"].status == "cancelled" and result.nodes["extract"].status == "cancelled"
     for pid in stand_ins.pids():
-        await until(_async(lambda pid=pid: not _alive(pid)), f"child {pid} gone", seconds=5)
+        await until(_async(lambda pid=pid: not alive(pid)), f"child {pid} gone", seconds=5)
 
 
 async def test_continue_finishes_the_rest_and_completes_when_nothing_sold_is_lost(temporal_env, settings):
@@ -315,7 +316,7 @@ async def test_abort_cancels_running_nodes_and_fails_the_run(temporal_env, setti
     assert failed.value.cause.type == "aborted" and "customer cancelled" in failed.value.cause.message
     assert result.nodes["glb"].status == "cancelled"
     for pid in stand_ins.pids():
-        await until(_async(lambda pid=pid: not _alive(pid)), f"child {pid} gone", seconds=5)
+        await until(_async(lambda pid=pid: not alive(pid)), f"child {pid} gone", seconds=5)
 
 
 async def test_rerun_from_failure_reuses_what_completed(temporal_env, settings):
@@ -357,16 +358,6 @@ async def keep_history(handle: WorkflowHandle, name: str) -> None:
     index = json.loads(index_path.read_text())
     index[name] = handle.id
     index_path.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purpose (its parent may reap it later).
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "State:\tZ" in status.read_text())
 
 
 def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
