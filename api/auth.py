@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import EdgeError
 from core.settings import Settings
+from core.vocabulary import Role
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,20 @@ bearer = HTTPBearer(
 
 @dataclass(frozen=True)
 class Caller:
-    """The client behind a request: the owner its API key names."""
+    """Who is behind a request: the owner its API key acts for, and the key's role."""
 
     owner: str
+    role: Role = Role.client
     anonymous: bool = False
+
+    @property
+    def sees_everything(self) -> bool:
+        """Operators and admins see every owner's runs, files and artifacts."""
+        return self.role in (Role.operator, Role.admin)
+
+    def may_see(self, owner: str | None) -> bool:
+        """Whether an object of this owner is visible to the caller (else it answers 404)."""
+        return self.sees_everything or owner == self.owner
 
 
 def _digest(token: str) -> bytes:

@@ -16,6 +16,19 @@ QueueName = Literal["default", "cad", "render"]
 QUEUES: tuple[QueueName, ...] = get_args(QueueName)
 
 
+class Role(StrEnum):
+    """What an API key may do: clients own files and runs; the others run the service."""
+
+    client = "client"
+    """Uploads, launches and reads its own files, runs and artifacts."""
+    author = "author"
+    """Manages workflow definitions and output types."""
+    operator = "operator"
+    """Sees every run and takes operator actions (retry, skip, abort, re-run)."""
+    admin = "admin"
+    """Manages API keys; may do everything the other roles may."""
+
+
 class Engine(StrEnum):
     """The Blender render engine."""
 
