@@ -64,6 +64,7 @@ FAILED_NODE = SearchAttributeKey.for_keyword("ProdgraphFailedNode")
 FAILED_MODULE = SearchAttributeKey.for_keyword("ProdgraphFailedModule")
 AWAITING_OPERATOR = SearchAttributeKey.for_bool("ProdgraphAwaitingOperator")
 RERUN_OF = SearchAttributeKey.for_keyword("ProdgraphRerunOf")
+OWNER = SearchAttributeKey.for_keyword("ProdgraphOwner")
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (
     FAMILY,
     DEFINITION,
@@ -75,6 +76,7 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (
     FAILED_MODULE,
     AWAITING_OPERATOR,
     RERUN_OF,
+    OWNER,
 )
 
 

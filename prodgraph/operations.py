@@ -1,6 +1,8 @@
 """On-call use cases: find runs, show one, and repair it (retry, skip, abort, re-run from failure).
 
-The CLI and the API both call these; every refusal is a core error naming what is wrong.
+The CLI and the API both call these; every refusal is a core error naming what is wrong. With an
+`owner`, a use case sees only that owner's runs (an API client's view): another owner's run is
+answered exactly as a run that does not exist. Without one it sees every run (on-call's view).
 """
 
 from __future__ import annotations
@@ -102,11 +104,17 @@ async def list_runs(
     family: str | None = None,
     status: RunStatus | None = None,
     limit: int = 50,
+    owner: str | None = None,
 ) -> list[RunSummary]:
     """Runs matching every given filter, newest first."""
     clauses = [
-        f'{FILTERS[name].name} = "{_quoted(value)}"'
-        for name, value in (("order_line", order_line), ("output_type", output_type), ("family", family))
+        f'{key.name} = "{_quoted(value)}"'
+        for key, value in (
+            (FILTERS["order_line"], order_line),
+            (FILTERS["output_type"], output_type),
+            (FILTERS["family"], family),
+            (attributes.OWNER, owner),
+        )
         if value
     ]
     clauses += _status_clause(status)
@@ -126,9 +134,9 @@ async def list_runs(
     return found
 
 
-async def show_run(session: TemporalSession, workflow_id: str) -> RunView:
+async def show_run(session: TemporalSession, workflow_id: str, owner: str | None = None) -> RunView:
     """A graph run's per-node state, attempts, last error, timings, params with provenance."""
-    handle, description = await _described(session, workflow_id)
+    handle, description = await _described(session, workflow_id, owner)
     run_input = await _graph_input(session, handle, description)
     plan = run_input.plan
     if description.status == WorkflowExecutionStatus.RUNNING:
@@ -160,24 +168,29 @@ async def retry_node(
     node_id: str,
     params: dict[str, Any] | None = None,
     timeout_s: float | None = None,
+    owner: str | None = None,
 ) -> NodeState:
     """Retry a node awaiting the operator, with params and timeout changed for this retry only."""
-    handle = session.client.get_workflow_handle_for(GraphWorkflow.run, workflow_id)
+    handle = await _visible_handle(session, workflow_id, owner)
     request = _request(RetryNode, node_id=node_id, params=params or {}, timeout_s=timeout_s)
     return await _update(handle, GraphWorkflow.retry_node, request)
 
 
 async def skip_node(
-    session: TemporalSession, workflow_id: str, node_id: str, output: dict[str, Any] | None = None
+    session: TemporalSession,
+    workflow_id: str,
+    node_id: str,
+    output: dict[str, Any] | None = None,
+    owner: str | None = None,
 ) -> NodeState:
     """Skip a node awaiting the operator; its output is checked against its output contract."""
-    handle = session.client.get_workflow_handle_for(GraphWorkflow.run, workflow_id)
+    handle = await _visible_handle(session, workflow_id, owner)
     return await _update(handle, GraphWorkflow.skip_node, _request(SkipNode, node_id=node_id, output=output))
 
 
-async def abort_run(session: TemporalSession, workflow_id: str, reason: str) -> str:
+async def abort_run(session: TemporalSession, workflow_id: str, reason: str, owner: str | None = None) -> str:
     """Abort a running graph run: its running nodes are cancelled and it fails as aborted."""
-    handle = session.client.get_workflow_handle_for(GraphWorkflow.run, workflow_id)
+    handle = await _visible_handle(session, workflow_id, owner)
     return await _update(handle, GraphWorkflow.abort, _request(AbortRun, reason=reason))
 
 
@@ -187,6 +200,7 @@ async def rerun(
     *,
     from_node: str | None = None,
     params: dict[str, dict[str, Any]] | None = None,
+    owner: str | None = None,
 ) -> str:
     """Start a new run of a closed run's pinned plan that reuses what completed; its id.
 
@@ -200,8 +214,9 @@ async def rerun(
         workflow_id: the closed graph run.
         from_node: run this node again even if it completed.
         params: node id → changed params, validated against the node's param schema.
+        owner: act only on this owner's run (an API client), None for on-call.
     """
-    handle, description = await _described(session, workflow_id)
+    handle, description = await _described(session, workflow_id, owner)
     if description.status == WorkflowExecutionStatus.RUNNING:
         raise _refused("run_still_running", f"run {workflow_id!r} is still running; retry its node instead")
     original = await _graph_input(session, handle, description)
@@ -240,13 +255,39 @@ async def rerun(
 
 
 async def _described(
-    session: TemporalSession, workflow_id: str
+    session: TemporalSession, workflow_id: str, owner: str | None = None
 ) -> tuple[WorkflowHandle[Any, GraphRunResult], WorkflowExecutionDescription]:
+    """A run's handle and description; another owner's run is not found, like a missing one."""
     handle = session.client.get_workflow_handle_for(GraphWorkflow.run, workflow_id)
+    missing = NotFoundError(f"no run {workflow_id!r}", field="workflow_id")
     try:
-        return handle, await handle.describe()
+        description = await handle.describe()
     except RPCError:
-        raise NotFoundError(f"no run {workflow_id!r}", field="workflow_id") from None
+        raise missing from None
+    if owner is not None and await run_owner(session, description) != owner:
+        raise missing
+    return handle, description
+
+
+async def _visible_handle(
+    session: TemporalSession, workflow_id: str, owner: str | None
+) -> WorkflowHandle[Any, GraphRunResult]:
+    """A run's handle, after checking the owner sees it (no describe for on-call)."""
+    if owner is None:
+        return session.client.get_workflow_handle_for(GraphWorkflow.run, workflow_id)
+    return (await _described(session, workflow_id, owner))[0]
+
+
+async def run_owner(session: TemporalSession, description: WorkflowExecutionDescription) -> str | None:
+    """Whom a run works for: its ProdgraphOwner label, else its root run's (an order line's)."""
+    owner = description.typed_search_attributes.get(attributes.OWNER)
+    if owner or not description.root_id or description.root_id == description.id:
+        return owner
+    try:
+        root = await session.client.get_workflow_handle(description.root_id).describe()
+    except RPCError:
+        return None
+    return root.typed_search_attributes.get(attributes.OWNER)
 
 
 async def _graph_input(

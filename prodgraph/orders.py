@@ -7,10 +7,16 @@ from typing import Any
 
 from sqlmodel import Session
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from core import temporal as attributes
 from core.errors import ConflictError, NotFoundError
 from core.temporal import TemporalSession
 from output_profiles.dispatch import plan_dispatch
@@ -61,6 +67,7 @@ async def start_order_line(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             memo={FINGERPRINT_MEMO: fingerprint, "owner": owner},
+            search_attributes=TypedSearchAttributes([SearchAttributePair(attributes.OWNER, owner)]),
         )
     except WorkflowAlreadyStartedError:
         existing = session.client.get_workflow_handle_for(OrderLineWorkflow.run, workflow_id)

@@ -35,6 +35,8 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=60)
 OPERATOR_PATCH = "operator-updates-failed-executions"
 #: Light modules (PlanNode.local) run as local activities; earlier histories ran them queued.
 LOCAL_PATCH = "light-modules-local"
+#: Order lines label their child runs with their owner, so a client sees only its own runs.
+OWNER_PATCH = "runs-carry-their-owner"
 SETTLED = ("completed", "skipped")
 #: The ApplicationError type Temporal's SDK gives an activity cancelled by its worker's shutdown.
 WORKER_SHUTDOWN = "WorkerShutdown"
@@ -48,6 +50,8 @@ class RunLabels(BaseModel):
     order_line: str | None = None
     output_type: str | None = None
     route: Literal["legacy", "graph", "shadow"] | None = None
+    owner: str | None = None
+    """The API client the run works for (None for runs started from the CLI)."""
 
 
 class GraphRunInput(BaseModel):
@@ -435,6 +439,7 @@ class GraphWorkflow:
             (attributes.OUTPUT_TYPE, labels.output_type),
             (attributes.ROUTE, labels.route),
             (attributes.RERUN_OF, input.rerun_of),
+            (attributes.OWNER, labels.owner),
         ):
             if value:
                 updates.append(key.value_set(value))

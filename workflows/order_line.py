@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from registry.plan import ExecutionPlan
     from workflows.graph import (
         OPERATOR_PATCH,
+        OWNER_PATCH,
         GraphRunInput,
         GraphRunResult,
         GraphWorkflow,
@@ -111,7 +112,11 @@ class OrderLineWorkflow:
     async def _child(
         self, child_id: str, plan: ExecutionPlan, entry: dict[str, Any], input: OrderLineInput
     ) -> GraphRunResult:
-        labels = RunLabels(order_line=input.order.order_line_id, output_type=input.output_type, route="graph")
+        # Runs launched before OWNER_PATCH replay without the label they were started without.
+        owner = workflow.memo_value("owner", None) if workflow.patched(OWNER_PATCH) else None
+        labels = RunLabels(
+            order_line=input.order.order_line_id, output_type=input.output_type, route="graph", owner=owner
+        )
         sold = [ARTIFACT_KIND_ROLES[ArtifactKind(kind)] for kind in input.dispatch.artifact_kinds]
         child_input = GraphRunInput(plan=plan, entry=entry, task_queues=input.task_queues)
         if self._fails:

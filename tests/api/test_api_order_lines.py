@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from api_keys import authorized, with_test_key
+from api_keys import TEST_OWNER, authorized, with_test_key
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from conftest import STEP_FIXTURES
+from core import temporal as attributes
 
 pytestmark = [pytest.mark.e2e]
 OTHER_TOKEN = "another-owners-token-0123456789"
@@ -57,6 +58,9 @@ async def test_an_order_line_runs_through_its_output_type(temporal_env, settings
         result = status["result"]
         assert result["status"] == "completed", result["error"]
         assert "still" in {artifact["role"] for artifact in result["artifacts"]}
+        for child_id in result["workflow_ids"]:  # every run of the line is labelled with its owner
+            child = await temporal_env.client.get_workflow_handle(child_id).describe()
+            assert child.typed_search_attributes.get(attributes.OWNER) == TEST_OWNER
 
         unknown = client.get("/api/order-lines/no-such-run")
         assert unknown.status_code == 404

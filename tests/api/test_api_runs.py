@@ -21,8 +21,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from api.app import create_app
+from api.auth import Caller, require_caller
 from core.settings import Settings
 from core.temporal import TemporalSession
+from core.vocabulary import Role
 from prodgraph.runs import graph_outcome
 from registry.catalog import default_catalog
 from registry.compiler import compile_plan
@@ -201,3 +203,32 @@ async def test_abort_and_rerun(api: Api):
     assert again_result.nodes["glb"].params["relative_deflection"] == 0.01
     bad = await api.call("POST", f"{url}/rerun", json={"from_node": "nope"})
     assert bad.status_code == 409 and bad.json()["error"]["problems"][0]["code"] == "unknown_node"
+
+
+async def test_a_client_sees_and_repairs_only_its_own_runs(api: Api):
+    """Runs carry their owner (ProdgraphOwner); a client's view of another's run is a 404."""
+    api.stand_ins.permanent = {"cad.extract_objects"}
+    order_line = f"ol-{uuid.uuid4().hex[:8]}"
+    own = await api.start(intake(**OPERATED), RunLabels(order_line=order_line, owner="tests"))
+    other = await api.start(intake(**OPERATED), RunLabels(order_line=order_line, owner="someone-else"))
+    await api.awaiting(other, "extract")
+    await api.awaiting(own, "extract")
+    await api.listed(other.id, order_line=order_line)  # on-call (admin) sees both
+    api.http.app.dependency_overrides[require_caller] = lambda: Caller("tests", Role.client)
+
+    listed = await api.listed(own.id, order_line=order_line)
+    assert [run["workflow_id"] for run in listed] == [own.id]
+    assert (await api.call("GET", f"/api/runs/{own.id}")).status_code == 200
+    for method, path, body in (
+        ("GET", "", None),
+        ("POST", "/nodes/extract/retry", {}),
+        ("POST", "/nodes/extract/skip", {"output": {"objects": [], "source_unit": "mm"}}),
+        ("POST", "/abort", {"reason": "not mine"}),
+        ("POST", "/rerun", {}),
+    ):
+        answer = await api.call(method, f"/api/runs/{other.id}{path}", json=body)
+        assert answer.status_code == 404, (path, answer.json())
+        assert answer.json()["error"]["message"] == f"no run {other.id!r}"
+    assert (await other.query(GraphWorkflow.progress))["extract"].status == "awaiting_operator"
+    await other.terminate("test over")
+    await own.terminate("test over")
