@@ -1,7 +1,8 @@
 """Record workflow histories for the replay tests: real runs on the embedded server.
 
 Run after an intentional interpreter change (behind `workflow.patched`) to add new histories;
-never to paper over a replay failure.  Usage: .venv/bin/python scripts/record_histories.py
+never to paper over a replay failure. Name the histories to write, so the ones recorded before the
+change stay as they are:  .venv/bin/python scripts/record_histories.py [NAME ...]  (all by default)
 """
 
 from __future__ import annotations
@@ -31,13 +32,16 @@ from registry.starters import starter  # noqa: E402
 EXAMPLE = REPO / "examples" / "red_cube_blue_cylinder.step"
 OUT = REPO / "tests" / "workflows" / "histories"
 SMALL = {"width": 96, "height": 72, "samples": 2}
+#: The histories to write (every one when empty).
+ONLY = set(sys.argv[1:])
 
 
 async def record() -> None:
     """Run one of each workflow shape and write its history as JSON."""
     catalog = default_catalog()
     with tempfile.TemporaryDirectory() as state:
-        async with temporal_session(Settings(state_dir=Path(state))) as session:
+        settings = Settings(state_dir=Path(state), input_roots=[EXAMPLE.parent, Path(tempfile.gettempdir())])
+        async with temporal_session(settings) as session:
             await record_runs(session, catalog)
         stop_dev_server(Path(state))
 
@@ -73,13 +77,18 @@ async def record_runs(session, catalog) -> None:
         catalog,
         SMALL,
     )
-    handle = await start_order_line(session, graph, order, "still")
+    graph_order = order.model_copy(update={"order_line_id": "replay-3"})
+    handle = await start_order_line(session, graph, graph_order, "still")
     await handle.result()
     await save(session, handle.id, "order_line_graph_completed")
+    # The same shape after OWNER_PATCH: its child runs are labelled with their owner.
+    await save(session, handle.id, "order_line_graph_owned")
 
 
 async def save(session, workflow_id: str, name: str) -> None:
-    """Fetch one history and write it beside the replay test."""
+    """Fetch one history and write it beside the replay test (if it is one asked for)."""
+    if ONLY and name not in ONLY:
+        return
     history = await session.client.get_workflow_handle(workflow_id).fetch_history()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{name}.json").write_text(history.to_json())
