@@ -42,6 +42,8 @@ class ModuleSpec:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     local: bool = False
     """Light and quick: the graph runs it as a local activity in the workflow's own worker."""
+    side_effects: bool = False
+    """It acts on the world (delivers, notifies): a shadow run leaves it out."""
     ui: dict[str, str] = field(default_factory=dict)
 
     def data_inputs(self) -> dict[str, bool]:
@@ -77,6 +79,7 @@ def production_module(
     retry: RetryPolicy | None = None,
     ui: dict[str, str] | None = None,
     local: bool = False,
+    side_effects: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a production module: registers the activity under `key` and attaches its spec."""
 
@@ -103,6 +106,7 @@ def production_module(
             retry=retry or RetryPolicy(),
             ui=ui or {},
             local=local,
+            side_effects=side_effects,
         )
         if local and task_queue != "default":
             raise TypeError(f"module {key!r}: a local module runs on the workflow's queue; drop task_queue")

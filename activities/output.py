@@ -132,6 +132,7 @@ class OutputActivities:
         timeout_s=300,
         legacy_source="legacy.publish",
         ui=OUTPUT_UI,
+        side_effects=True,
     )
     async def publish_asset(self, input: PublishAssetInput) -> PublishAssetOutput:
         """Copy each deliverable into a folder of its own for this order line and run, with a manifest."""
@@ -194,6 +195,7 @@ class OutputActivities:
         legacy_source="legacy.notify",
         ui=OUTPUT_UI,
         local=True,
+        side_effects=True,
     )
     async def notify(self, input: NotifyInput) -> NotifyOutput:
         """Append a delivery notification to the outbox."""

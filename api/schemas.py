@@ -170,7 +170,7 @@ class DispatchPlanSummary(BaseModel):
     """Where an order line of this output type would go, with what, and why."""
 
     slug: str
-    route: Literal["legacy", "graph"]
+    route: Literal["legacy", "graph", "shadow"]
     artifact_kinds: list[str]
     workflow_id: str | None
     workflow_version: int | None

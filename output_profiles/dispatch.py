@@ -1,5 +1,5 @@
-"""Decide an order line's dispatch through its output type: legacy pipeline, graph, or (later)
-shadow. Deciding only: the application layer starts what is decided."""
+"""Decide an order line's dispatch through its output type: legacy pipeline, graph, or shadow (legacy
+for the customer, the graph beside it). Deciding only: the application layer starts what is decided."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from output_profiles.validation import CONTRACT_OVERRIDES, validate_profile
 from registry.catalog import Catalog
 from registry.compiler import compile_intake, compile_plan
 from registry.definition import WorkflowDefinition
+from registry.plan import ExecutionPlan
 from registry.starters import INTAKE_STARTER, starter
 
 
@@ -27,14 +28,36 @@ def plan_dispatch(
     """Decide the route and compile what it runs; refuse with a reason naming the field."""
     if not output_type.is_active:
         raise DispatchError(f"output type {output_type.slug!r} is not active", field="is_active")
-    if output_type.rollout == Rollout.shadow:
-        raise DispatchError(
-            "shadow rollout is not available yet: parity verification ships "
-            "in a later release; use 'legacy' or 'graph'",
-            field="rollout",
-        )
     if output_type.rollout == Rollout.legacy or not output_type.workflow_id:
         return _legacy_dispatch(output_type, catalog, invocation_params)
+    graph = _graph_dispatch(output_type, workflow, catalog, invocation_params)
+    if output_type.rollout != Rollout.shadow:
+        return graph
+    # Shadow: the legacy pipeline is what the customer gets; the graph runs beside it, on the
+    # same invocation params, with nothing that acts on the world.
+    legacy = _legacy_dispatch(output_type, catalog, invocation_params)
+    assert graph.graph_plan is not None
+    return legacy.model_copy(
+        update={
+            "route": "shadow",
+            "intake_plan": graph.intake_plan,
+            "graph_plan": without_side_effects(graph.graph_plan, catalog),
+        }
+    )
+
+
+def without_side_effects(plan: ExecutionPlan, catalog: Catalog) -> ExecutionPlan:
+    """The plan less the nodes that act on the world (publish, notify) and what follows them."""
+    acting = {node.id for node in plan.nodes if catalog.specs[node.module_key].side_effects}
+    return plan.without(acting)
+
+
+def _graph_dispatch(
+    output_type: OutputTypeBase,
+    workflow: WorkflowDefinition | None,
+    catalog: Catalog,
+    invocation_params: dict[str, Any] | None,
+) -> DispatchPlan:
     report = validate_profile(output_type, workflow, catalog)
     if not report.valid:
         problem = report.problems[0]

@@ -37,34 +37,55 @@ class EffectiveCall(BaseModel):
 class DispatchPlan(BaseModel):
     """Where an order line goes and with what, decided before anything runs."""
 
-    route: Literal["legacy", "graph"]
+    route: Literal["legacy", "graph", "shadow"]
+    """shadow: the legacy pipeline is the customer's result, the graph runs beside it."""
     artifact_kinds: list[str]
     intake_plan: ExecutionPlan | None = None
-    """The cad_file intake a graph route runs first."""
+    """The cad_file intake a graph route (or a shadow's graph side) runs first."""
     graph_plan: ExecutionPlan | None = None
+    """The graph's render plan; in a shadow, without the nodes that act on the world."""
     legacy_plan: LegacyPlan | None = None
 
     def effective(self) -> dict[str, EffectiveCall]:
-        """Module key → effective parameters with provenance (the run's explanation)."""
-        if self.graph_plan:
-            return {
-                node.module_key: EffectiveCall(params=node.params, param_sources=node.param_sources)
-                for node in self.graph_plan.nodes
-            }
+        """Module key → effective parameters with provenance of the route the customer gets."""
+        if self.route == "graph":
+            return self.graph_effective()
         if self.legacy_plan is None:
-            raise ValueError(f"the {self.route!r} dispatch plan has neither a graph nor a legacy plan")
+            raise ValueError(f"the {self.route!r} dispatch plan has no legacy plan")
         return {
             key: EffectiveCall(params=call.params, param_sources=call.param_sources)
             for key, call in self.legacy_plan.steps.items()
         }
 
+    def graph_effective(self) -> dict[str, EffectiveCall]:
+        """Module key → effective parameters with provenance of the graph (a shadow's candidate)."""
+        if self.graph_plan is None:
+            raise ValueError(f"the {self.route!r} dispatch plan has no graph plan")
+        return {
+            node.module_key: EffectiveCall(params=node.params, param_sources=node.param_sources)
+            for node in self.graph_plan.nodes
+        }
+
+
+class ShadowResult(BaseModel):
+    """The graph run beside a shadow's legacy one: never delivered, kept for the parity diff."""
+
+    status: Literal["completed", "failed"]
+    workflow_ids: list[str]
+    artifacts: list[ArtifactRef]
+    """What the graph made: in the store, never published."""
+    effective: dict[str, EffectiveCall]
+    error: dict[str, Any] | None = None
+
 
 class InvocationResult(BaseModel):
-    """The outcome of one dispatched order line."""
+    """The outcome of one dispatched order line (in a shadow, the legacy run's is the customer's)."""
 
-    route: Literal["legacy", "graph"]
+    route: Literal["legacy", "graph", "shadow"]
     status: Literal["completed", "failed"]
     workflow_ids: list[str]
     artifacts: list[ArtifactRef]
     effective: dict[str, EffectiveCall]
     error: dict[str, Any] | None = None
+    shadow: ShadowResult | None = None
+    """A shadow's graph side; its failure never changes the customer's result."""

@@ -227,7 +227,7 @@ async def rerun(
     again = {node_id for node_id in [*(params or {}), *([from_node] if from_node else [])]}
     for node_id in again:
         _require_node(plan, node_id)
-    redo = _with_descendants(plan, again)
+    redo = plan.with_descendants(again)
     reuse = {
         node_id: output
         for node_id, output in outcome.outputs.items()
@@ -354,14 +354,6 @@ def _with_params(plan: ExecutionPlan, changes: dict[str, dict[str, Any]]) -> Exe
             node = PlanNode.model_validate({**node.model_dump(), "params": params, "param_sources": sources})
         nodes.append(node)
     return plan.model_copy(update={"nodes": nodes})
-
-
-def _with_descendants(plan: ExecutionPlan, roots: set[str]) -> set[str]:
-    found = set(roots)
-    for node in plan.nodes:  # plan nodes are in topological order
-        if set(node.depends_on) & found:
-            found.add(node.id)
-    return found
 
 
 def _node_view(node_id: str, module: str, state: NodeState | None, heartbeats: dict[str, Any]) -> NodeView:

@@ -69,7 +69,7 @@ class RunReport(BaseModel):
 class OrderReport(RunReport):
     """What `order` prints: a run report plus the route and the effective parameters."""
 
-    route: Literal["legacy", "graph"] | None = None
+    route: Literal["legacy", "graph", "shadow"] | None = None
     artifact_kinds: list[str] = []
     effective: dict[str, EffectiveCall] = {}
 

@@ -41,6 +41,8 @@ class NodeDefinition(BaseModel):
     task_queue: QueueName
     local: bool = False
     """Runs as a local activity in the workflow's worker (light modules: no queue round trip)."""
+    side_effects: bool = False
+    """Acts on the world (publishes, notifies): shadow runs leave it and what follows it out."""
 
     @classmethod
     def from_module(cls, fn: Callable[..., Any]) -> NodeDefinition:
@@ -71,4 +73,5 @@ class NodeDefinition(BaseModel):
             timeout_s=spec.timeout_s,
             task_queue=spec.task_queue,
             local=spec.local,
+            side_effects=spec.side_effects,
         )

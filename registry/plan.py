@@ -85,6 +85,19 @@ class ExecutionPlan(BaseModel):
         """The plan node with this id."""
         return next(node for node in self.nodes if node.id == node_id)
 
+    def with_descendants(self, roots: set[str]) -> set[str]:
+        """These node ids and every node downstream of them."""
+        found = set(roots)
+        for node in self.nodes:  # plan nodes are in topological order
+            if set(node.depends_on) & found:
+                found.add(node.id)
+        return found
+
+    def without(self, node_ids: set[str]) -> ExecutionPlan:
+        """The plan less these nodes and everything downstream of them."""
+        dropped = self.with_descendants(node_ids)
+        return self.model_copy(update={"nodes": [node for node in self.nodes if node.id not in dropped]})
+
     def artifacts(self, outputs: Mapping[str, Mapping[str, Any]]) -> list[ArtifactRef]:
         """The artifacts among a run's outputs (node id → output), in plan order."""
         return artifacts_of({node.id: node for node in self.nodes}, outputs)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
@@ -13,7 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.artifacts import ArtifactRef
     from core import temporal as attributes
     from core.vocabulary import ARTIFACT_KIND_ROLES, ArtifactKind
-    from output_profiles.dispatch_plan import DispatchPlan, InvocationResult, OrderLine
+    from output_profiles.dispatch_plan import DispatchPlan, InvocationResult, OrderLine, ShadowResult
     from registry.families import order_line_entry
     from registry.plan import ExecutionPlan
     from workflows.graph import (
@@ -62,6 +63,8 @@ class OrderLineWorkflow:
             )
         if input.dispatch.route == "legacy":
             result = await self._legacy(input)
+        elif input.dispatch.route == "shadow":
+            result = await self._shadow(input)
         else:
             result = await self._graph(input)
         if self._fails:
@@ -89,33 +92,58 @@ class OrderLineWorkflow:
         return self._result(input, [child_id], plan.artifacts(result.outputs), result.error)
 
     async def _graph(self, input: OrderLineInput) -> InvocationResult:
+        child_ids, artifacts, error = await self._graph_runs(input, workflow.info().workflow_id, "graph")
+        return self._result(input, child_ids, artifacts, error)
+
+    async def _shadow(self, input: OrderLineInput) -> InvocationResult:
+        """Legacy for the customer and the graph beside it, at once; the graph never decides."""
         own_id = workflow.info().workflow_id
+        primary, (child_ids, artifacts, error) = await asyncio.gather(
+            self._legacy(input), self._graph_runs(input, f"{own_id}-shadow", "shadow")
+        )
+        shadow = ShadowResult(
+            status="failed" if error else "completed",
+            workflow_ids=child_ids,
+            artifacts=artifacts,
+            effective=input.dispatch.graph_effective(),
+            error=error.model_dump() if error else None,
+        )
+        return primary.model_copy(update={"shadow": shadow})
+
+    async def _graph_runs(
+        self, input: OrderLineInput, prefix: str, route: Literal["graph", "shadow"]
+    ) -> tuple[list[str], list[ArtifactRef], NodeError | None]:
+        """Intake, then render (ids `<prefix>-intake`, `<prefix>-render`): ids, artifacts, error."""
         intake_plan, render_plan = input.dispatch.intake_plan, input.dispatch.graph_plan
         assert intake_plan and render_plan, "a graph dispatch carries its intake and render plans"
         intake = await self._child(
-            f"{own_id}-intake", intake_plan, {"step_path": input.order.step_path}, input
+            f"{prefix}-intake", intake_plan, {"step_path": input.order.step_path}, input, route
         )
         intake_artifacts = intake_plan.artifacts(intake.outputs)
         if intake.status != "completed":
-            return self._result(input, [f"{own_id}-intake"], intake_artifacts, intake.error)
+            return [f"{prefix}-intake"], intake_artifacts, intake.error
         entry = order_line_entry(
             intake.outputs, input.order.order_line_id, input.output_type, input.order.product_category
         )
-        rendered = await self._child(f"{own_id}-render", render_plan, entry, input)
-        return self._result(
-            input,
-            [f"{own_id}-intake", f"{own_id}-render"],
+        rendered = await self._child(f"{prefix}-render", render_plan, entry, input, route)
+        return (
+            [f"{prefix}-intake", f"{prefix}-render"],
             intake_artifacts + render_plan.artifacts(rendered.outputs),
             rendered.error,
         )
 
     async def _child(
-        self, child_id: str, plan: ExecutionPlan, entry: dict[str, Any], input: OrderLineInput
+        self,
+        child_id: str,
+        plan: ExecutionPlan,
+        entry: dict[str, Any],
+        input: OrderLineInput,
+        route: Literal["graph", "shadow"],
     ) -> GraphRunResult:
         # Runs launched before OWNER_PATCH replay without the label they were started without.
         owner = workflow.memo_value("owner", None) if workflow.patched(OWNER_PATCH) else None
         labels = RunLabels(
-            order_line=input.order.order_line_id, output_type=input.output_type, route="graph", owner=owner
+            order_line=input.order.order_line_id, output_type=input.output_type, route=route, owner=owner
         )
         sold = [ARTIFACT_KIND_ROLES[ArtifactKind(kind)] for kind in input.dispatch.artifact_kinds]
         child_input = GraphRunInput(plan=plan, entry=entry, task_queues=input.task_queues)

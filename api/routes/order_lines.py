@@ -31,7 +31,7 @@ class OrderLineLaunched(BaseModel):
     """A started invocation."""
 
     workflow_id: str
-    route: Literal["legacy", "graph"]
+    route: Literal["legacy", "graph", "shadow"]
     artifact_kinds: list[str]
     temporal_ui: str | None
     effective: dict[str, EffectiveCall]

@@ -409,15 +409,20 @@ def test_dispatch_plan_of_a_legacy_profile(client: TestClient):
     assert turntable["param_sources"]["fps"] == "profile_override"
 
 
-@pytest.mark.parametrize(
-    "patch, field", [({"is_active": False}, "is_active"), ({"rollout": "shadow"}, "rollout")]
-)
-def test_dispatch_refusals_are_409_naming_the_field(client: TestClient, patch: dict, field: str):
-    assert client.patch("/api/output-types/studio-still", json=patch).status_code == 200
+def test_dispatch_refusals_are_409_naming_the_field(client: TestClient):
+    assert client.patch("/api/output-types/studio-still", json={"is_active": False}).status_code == 200
     answer = client.post("/api/output-types/studio-still/dispatch-plan", json={})
     assert answer.status_code == 409
     assert answer.json()["error"]["code"] == "dispatch_refused"
-    assert answer.json()["error"]["field"] == field
+    assert answer.json()["error"]["field"] == "is_active"
+
+
+def test_a_shadow_dispatch_plan_shows_the_customers_legacy_settings(client: TestClient):
+    assert client.patch("/api/output-types/studio-still", json={"rollout": "shadow"}).status_code == 200
+    answer = client.post("/api/output-types/studio-still/dispatch-plan", json={})
+    assert answer.status_code == 200, answer.json()
+    assert answer.json()["route"] == "shadow"
+    assert "output.publish_asset" in answer.json()["effective"]
 
 
 @pytest.mark.parametrize(

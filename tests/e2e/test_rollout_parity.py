@@ -8,6 +8,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from activities.artifacts import sha256_of
+from core import temporal as attributes
 from imaging import colour_fractions
 from legacy_adapter.mapping import map_legacy_settings
 from output_profiles.dispatch import plan_dispatch
@@ -76,3 +78,36 @@ async def test_legacy_and_graph_rollouts_deliver_the_same(session, step_fixture)
         # the steel override turns the red cube grey; the blue cylinder is steel too
         assert colour_fractions(png)["foreground"] > 0.05
         assert colour_fractions(png)["red"] < 0.001
+
+
+async def test_a_shadow_delivers_legacy_and_keeps_the_graph_apart(session, step_fixture, temporal_env):
+    """Shadow: the customer gets legacy's still, published and notified once; the graph's still is
+    made from the same inputs and kept in the store, unpublished; both sides show in Temporal."""
+    order = OrderLine(
+        order_line_id="ol-shadow-1",
+        invocation_params=SMALL,
+        step_path=str(step_fixture("red_cube_blue_cylinder.step")),
+    )
+    profile = steel_look(rollout="shadow", workflow_id="order-still-v1")
+    plan = plan_dispatch(profile, starter("order-still-v1"), default_catalog(), SMALL)
+    handle = await start_order_line(session, plan, order, "steel-look-still")
+    result = await handle.result()
+
+    assert result.route == "shadow" and result.status == "completed", result.error
+    assert result.workflow_ids == [f"{handle.id}-legacy"]
+    assert result.shadow is not None and result.shadow.status == "completed", result.shadow
+    assert result.shadow.workflow_ids == [f"{handle.id}-shadow-intake", f"{handle.id}-shadow-render"]
+    legacy_still = next(ref for ref in result.artifacts if ref.role == "still")
+    graph_still = next(ref for ref in result.shadow.artifacts if ref.role == "still")
+    for ref in (legacy_still, graph_still):
+        assert colour_fractions(Path(urlparse(ref.uri).path))["foreground"] > 0.05
+    assert result.shadow.effective["render.blender_still"].params["width"] == 160  # same invocation
+
+    publish_root = session.settings.publish_root()
+    published = [path for path in publish_root.rglob("*") if path.is_file() and path.suffix == ".png"]
+    assert len(published) == 1 and sha256_of(published[0]) == legacy_still.sha256
+    notifications = (publish_root / "outbox.jsonl").read_text().splitlines()
+    assert len(notifications) == 1  # the shadow never notifies
+    for child_id, route in ((f"{handle.id}-legacy", "legacy"), (f"{handle.id}-shadow-render", "shadow")):
+        described = await temporal_env.client.get_workflow_handle(child_id).describe()
+        assert described.typed_search_attributes.get(attributes.ROUTE) == route, child_id

@@ -1,4 +1,4 @@
-"""Dispatch decisions: legacy fallback, graph with provenance, shadow refused — no Temporal needed."""
+"""Dispatch decisions: legacy fallback, graph with provenance, shadow with both — no Temporal needed."""
 
 from __future__ import annotations
 
@@ -74,12 +74,25 @@ def test_legacy_and_graph_rollouts_resolve_the_same_render_settings():
         assert legacy.effective()[module] == graph.effective()[module], module
 
 
-def test_shadow_rollout_is_refused_until_parity_verification_exists():
+def test_shadow_runs_legacy_for_the_customer_and_the_graph_without_side_effects():
     profile = output_type(rollout="shadow", workflow_id="order-still-v1")
+    plan = plan_dispatch(profile, starter("order-still-v1"), default_catalog(), {"samples": 4})
+    assert plan.route == "shadow" and plan.legacy_plan and plan.intake_plan and plan.graph_plan
+    assert plan.artifact_kinds == ["still_image"]
+    graph_steps = {node.step for node in plan.graph_plan.nodes}
+    assert "render.blender_still" in graph_steps
+    assert not graph_steps & {"output.publish_asset", "output.notify"}  # nothing acts on the world
+    assert "output.publish_asset" in plan.legacy_plan.steps  # the customer's run delivers
+    assert (
+        plan.effective() == plan_dispatch(output_type(), None, default_catalog(), {"samples": 4}).effective()
+    )
+    assert plan.graph_effective()["render.blender_still"].params["samples"] == 4  # both get the params
+
+
+def test_shadow_needs_a_workflow_for_its_graph_side():
     with pytest.raises(DispatchError) as refused:
-        plan_dispatch(profile, starter("order-still-v1"), default_catalog())
-    assert refused.value.field == "rollout"
-    assert "shadow" in refused.value.message
+        plan_dispatch(output_type(rollout="shadow", workflow_id="no-such-flow"), None, default_catalog())
+    assert refused.value.field == "workflow_id"
 
 
 def test_graph_rollout_with_a_wrong_family_workflow_is_refused_naming_the_field():

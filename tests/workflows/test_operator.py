@@ -21,7 +21,9 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.worker import Worker
 
 from core.temporal import TemporalSession
+from output_profiles.dispatch import plan_dispatch
 from output_profiles.dispatch_plan import DispatchPlan, OrderLine
+from output_profiles.models import OutputTypeCreate
 from prodgraph import operations
 from prodgraph.orders import order_line_outcome, start_order_line
 from prodgraph.runs import graph_outcome
@@ -161,6 +163,23 @@ async def test_an_order_line_missing_a_sold_artifact_fails_artifact_contract_unm
         result.error["code"] == "artifact_contract_unmet" and "preview_thumbnail" in result.error["message"]
     )
     assert {ref.role for ref in result.artifacts} >= {"still", "glb"}
+
+
+async def test_a_failing_shadow_never_touches_the_customers_result(temporal_env, settings):
+    profile = OutputTypeCreate(
+        slug="s", name="S", artifact_kinds=["still_image"], rollout="shadow", workflow_id="order-still-v1"
+    )
+    plan = plan_dispatch(profile, starter("order-still-v1"), default_catalog())
+    stand_ins = StandIns(fail_in_runs={"-shadow-"})
+    async with stand_in_session(temporal_env.client, stand_ins, settings) as session:
+        order = OrderLine(order_line_id=f"ol-{uuid.uuid4().hex[:6]}", step_path="/x.step")
+        result = await (await start_order_line(session, plan, order, "s")).result()
+    assert result.route == "shadow" and result.status == "completed" and result.error is None
+    assert {ref.role for ref in result.artifacts} >= {"still", "manifest"}  # delivered by legacy
+    assert result.shadow is not None and result.shadow.status == "failed"
+    assert result.shadow.error is not None and result.shadow.error["node_id"] == "resolve"
+    assert "cannot go on" in result.shadow.error["message"]
+    assert stand_ins.calls["output.publish_asset"] == stand_ins.calls["output.notify"] == 1
 
 
 # --- failure policies ------------------------------------------------------------------------------
