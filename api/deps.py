@@ -10,6 +10,7 @@ from fastapi import Depends, Path, Request
 from sqlmodel import Session
 
 from core.errors import TemporalUnavailableError
+from core.settings import Settings
 from core.temporal import TemporalSession, connect
 from registry.catalog import Catalog
 
@@ -25,8 +26,14 @@ def get_catalog(request: Request) -> Catalog:
     return request.app.state.catalog
 
 
+def get_app_settings(request: Request) -> Settings:
+    """The settings the app was built with."""
+    return request.app.state.settings
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 async def get_temporal(request: Request) -> TemporalSession:

@@ -10,8 +10,9 @@ from sqlmodel import Field as ColumnField
 
 from api.deps import MAX_VERSION
 from output_profiles.dispatch_plan import EffectiveCall
-from output_profiles.models import OutputTypeBase, OutputTypeCreate, OutputTypeUpdate
+from output_profiles.models import OutputTypeBase, OutputTypeCreate, OutputTypeUpdate, Rollout
 from output_profiles.validation import ProfileReport
+from prodgraph.rollout import GateVerdict
 from registry.catalog_diff import CatalogChange
 from registry.definition import WorkflowDefinition
 from registry.node_definition import NodeDefinition
@@ -104,6 +105,20 @@ class OutputTypePatch(OutputTypeUpdate):
     model_config = {"extra": "forbid"}
 
     workflow_version: int | None = ColumnField(default=None, ge=1, le=MAX_VERSION)
+
+
+class RolloutRequest(BaseModel):
+    """Body of POST /api/output-types/{slug}/rollout: the rollout wanted, through the parity gate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rollout: Rollout
+    workflow_id: str | None = Field(default=None, min_length=1, max_length=128)
+    """The workflow to link; a legacy-only type gets its artifact kind's starter by default."""
+    workflow_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    force: bool = False
+    """Move to the graph although the gate is closed (needs a reason, which is recorded)."""
+    reason: str | None = Field(default=None, min_length=1, max_length=500)
 
 
 class OutputTypePublic(OutputTypeBase):
@@ -256,3 +271,10 @@ class RerunStarted(BaseModel):
     workflow_id: str
     rerun_of: str
     temporal_ui: str | None
+
+
+class RolloutAnswer(BaseModel):
+    """The output type after a rollout change, and the gate's verdict at the time."""
+
+    output_type: OutputTypePublic
+    gate: GateVerdict

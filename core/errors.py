@@ -79,6 +79,12 @@ class ConflictError(ProdgraphError):
     code = "conflict"
 
 
+class RolloutGateClosedError(ConflictError):
+    """An output type asked to move to the graph before its shadow runs showed parity."""
+
+    code = "rollout_gate_closed"
+
+
 class CatalogChangedError(ProdgraphError):
     """A definition was written against another catalogue version than the current one."""
 

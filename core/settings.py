@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(32, ge=1, le=256)
     """Deepest nesting of arrays and objects the API accepts in a JSON body (422 beyond)."""
 
+    parity_gate_runs: int = Field(5, ge=1, le=1000)
+    """Shadow comparisons, all identical or equivalent, an output type needs before `graph`."""
+
     def artifact_root(self) -> Path:
         """Resolved artifact store directory."""
         return (self.artifact_dir or self.state_dir / "artifacts").resolve()

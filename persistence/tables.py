@@ -1,4 +1,5 @@
-"""The tables: output types, stored workflow-definition versions, catalogue snapshots."""
+"""The tables: output types, workflow-definition versions, catalogue snapshots, API keys, uploaded
+CAD files and artifact grants, parity reports, calibrations and rollout changes."""
 
 from __future__ import annotations
 
@@ -98,3 +99,51 @@ class ArtifactGrant(SQLModel, table=True):
     workflow_id: str | None = Field(default=None, max_length=255)
     """The run that produced it (the first one, if several did)."""
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class ParityReportRecord(SQLModel, table=True):
+    """One shadow comparison of an order line: its verdict and the full report."""
+
+    __tablename__ = "parity_reports"
+
+    id: str = Field(primary_key=True, max_length=40)
+    """`par_…`; the order line links to it."""
+    output_type: str = Field(index=True, max_length=80)
+    order_line_workflow_id: str = Field(index=True, max_length=255)
+    owner: str | None = Field(default=None, max_length=64)
+    verdict: str = Field(max_length=32)
+    """identical, equivalent, different or shadow_failed."""
+    calibration: bool = False
+    """A legacy-against-legacy run measuring noise; never counted by the rollout gate."""
+    report: dict[str, Any] = Field(sa_type=JSON)
+    """The parity report as the diff activity wrote it (differences, metrics, pictures)."""
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC), index=True)
+
+
+class ParityCalibration(SQLModel, table=True):
+    """An output type's measured noise floor: the thresholds its comparisons use."""
+
+    __tablename__ = "parity_calibrations"
+
+    output_type: str = Field(primary_key=True, max_length=80)
+    thresholds: dict[str, Any] = Field(sa_type=JSON)
+    step_sha256: str = Field(max_length=64)
+    """The STEP file calibrated on."""
+    measured_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class RolloutChange(SQLModel, table=True):
+    """Every change of an output type's rollout, with the gate's word and any forced reason."""
+
+    __tablename__ = "rollout_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    output_type: str = Field(index=True, max_length=80)
+    from_rollout: str = Field(max_length=16)
+    to_rollout: str = Field(max_length=16)
+    forced: bool = False
+    reason: str | None = Field(default=None, max_length=500)
+    actor: str = Field(max_length=64)
+    gate: dict[str, Any] = Field(sa_type=JSON)
+    """The gate's verdict when the change was asked for."""
+    changed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from api.auth import AUTHENTICATED
-from api.deps import CatalogDep, SessionDep, SlugPath
+from api.auth import AUTHENTICATED, CallerDep
+from api.deps import CatalogDep, SessionDep, SettingsDep, SlugPath
 from api.errors import ERROR_RESPONSES
 from api.options import schema_options
 from api.schemas import (
@@ -22,6 +22,8 @@ from api.schemas import (
     OutputTypeIn,
     OutputTypePatch,
     OutputTypePublic,
+    RolloutAnswer,
+    RolloutRequest,
     SchemaOptions,
 )
 from core.errors import ConflictError, InvalidOutputTypeError
@@ -31,6 +33,7 @@ from output_profiles.validation import ProfileReport, validate_profile
 from persistence.repositories import find_output_type, require_output_type, workflow_for
 from persistence.tables import OutputType
 from prodgraph.legacy_import import ImportReport, import_export
+from prodgraph.rollout import GateVerdict, check_gate, parity_gate, rollout_change, set_rollout
 from registry.catalog import Catalog
 
 router = APIRouter(
@@ -93,12 +96,26 @@ def create_output_type(body: OutputTypeIn, session: SessionDep, catalog: Catalog
 
 @router.patch("/{slug}", response_model=OutputTypeEnvelope)
 def update_output_type(
-    slug: SlugPath, body: OutputTypePatch, session: SessionDep, catalog: CatalogDep
+    slug: SlugPath,
+    body: OutputTypePatch,
+    session: SessionDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    caller: CallerDep,
 ) -> OutputTypeEnvelope:
-    """Change some fields; the same rules as creation apply to the result."""
+    """Change some fields; the same rules as creation apply to the result.
+
+    A change of rollout passes the parity gate (409 `rollout_gate_closed` before enough equivalent
+    shadow runs; forcing it is POST /{slug}/rollout) and is recorded.
+    """
     row = require_output_type(session, slug)
     changes = body.model_dump(exclude_unset=True)
     merged = _merged(row, changes)
+    if merged.rollout != row.rollout:
+        gate = check_gate(
+            session, row, merged.rollout, required=settings.parity_gate_runs, force=False, reason=None
+        )
+        session.add(rollout_change(row, merged.rollout, gate, actor=caller.owner, force=False, reason=None))
     report = _checked(session, catalog, merged)
     for name in changes:
         setattr(row, name, getattr(merged, name))
@@ -107,6 +124,42 @@ def update_output_type(
     session.commit()
     session.refresh(row)
     return _envelope(row, report)
+
+
+@router.post("/{slug}/rollout", response_model=RolloutAnswer)
+def change_rollout(
+    slug: SlugPath,
+    body: RolloutRequest,
+    session: SessionDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+) -> RolloutAnswer:
+    """Move an output type between legacy, shadow and graph through the parity gate.
+
+    `graph` needs the last N shadow comparisons (PRODGRAPH_PARITY_GATE_RUNS, 5) all identical or
+    equivalent, or `force` with a `reason`, which is recorded with the change.
+    """
+    row, gate = set_rollout(
+        session,
+        catalog,
+        slug,
+        body.rollout,
+        actor=caller.owner,
+        required=settings.parity_gate_runs,
+        workflow_id=body.workflow_id,
+        workflow_version=body.workflow_version,
+        force=body.force,
+        reason=body.reason,
+    )
+    return RolloutAnswer(output_type=OutputTypePublic.model_validate(row), gate=gate)
+
+
+@router.get("/{slug}/parity", response_model=GateVerdict)
+def output_type_parity(slug: SlugPath, session: SessionDep, settings: SettingsDep) -> GateVerdict:
+    """The parity gate of an output type: comparisons run, share equivalent, the last ones."""
+    require_output_type(session, slug)
+    return parity_gate(session, slug, settings.parity_gate_runs)
 
 
 @router.post("/{slug}/validate", response_model=ProfileReport)

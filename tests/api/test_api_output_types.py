@@ -457,3 +457,33 @@ def test_dispatch_plan_body_refuses_unknown_keys(client: TestClient):
     answer = client.post("/api/output-types/studio-still/dispatch-plan", json={"params": {"samples": 8}})
     assert answer.status_code == 422
     assert answer.json()["error"]["field"] == "params"
+
+
+# --- the parity gate -----------------------------------------------------------------------------
+
+
+def test_moving_to_the_graph_passes_the_parity_gate(client: TestClient):
+    legacy = profile(slug="old-still", rollout="legacy", workflow_id=None, workflow_version=None)
+    assert client.post("/api/output-types", json=legacy).status_code == 201
+
+    shadow = client.post("/api/output-types/old-still/rollout", json={"rollout": "shadow"})
+    assert shadow.status_code == 200, shadow.json()
+    assert shadow.json()["output_type"]["workflow_id"] == "order-still-v1"  # its kind's starter
+    closed = client.patch("/api/output-types/old-still", json={"rollout": "graph"})
+    assert closed.status_code == 409 and closed.json()["error"]["code"] == "rollout_gate_closed"
+    assert "0 shadow comparison(s) on record, 5 needed" in closed.json()["error"]["message"]
+    again = client.post("/api/output-types/old-still/rollout", json={"rollout": "graph"})
+    assert again.status_code == 409 and again.json()["error"]["field"] == "rollout"
+    no_reason = client.post("/api/output-types/old-still/rollout", json={"rollout": "graph", "force": True})
+    assert no_reason.status_code == 422 and no_reason.json()["error"]["field"] == "reason"
+    assert client.get("/api/output-types/old-still").json()["output_type"]["rollout"] == "shadow"
+
+    gate = client.get("/api/output-types/old-still/parity").json()
+    assert (gate["open"], gate["compared"], gate["required"], gate["last"]) == (False, 0, 5, [])
+    forced = client.post(
+        "/api/output-types/old-still/rollout",
+        json={"rollout": "graph", "force": True, "reason": "signed off by the customer"},
+    )
+    assert forced.status_code == 200, forced.json()
+    assert forced.json()["output_type"]["rollout"] == "graph" and forced.json()["gate"]["open"] is False
+    assert client.get("/api/output-types/no-such/parity").status_code == 404
