@@ -144,9 +144,13 @@ def test_import_never_takes_over_an_output_type_it_did_not_create(client: TestCl
 def test_reimport_keeps_a_graph_rollout_chosen_since(client: TestClient, legacy_fixture):
     records = legacy_fixture("output_types_export.json")
     client.post("/api/output-types/import", json=records)
+    forced = client.post(
+        "/api/output-types/graph-still-pilot/rollout",
+        json={"rollout": "graph", "force": True, "reason": "pilot moves without shadow runs"},
+    )
+    assert forced.status_code == 200, forced.json()
     moved = client.patch(
-        "/api/output-types/graph-still-pilot",
-        json={"rollout": "graph", "overrides": {"samples": 200}, "pricing_tier": "A"},
+        "/api/output-types/graph-still-pilot", json={"overrides": {"samples": 200}, "pricing_tier": "A"}
     )
     assert moved.status_code == 200, moved.json()
     report = client.post("/api/output-types/import", json=records).json()
