@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from api.auth import AUTHENTICATED
+from api.auth import AUTHENTICATED, require_role
 from api.deps import CatalogDep, SessionDep, SlugPath
 from api.errors import ERROR_RESPONSES
 from api.options import schema_options
@@ -25,6 +25,7 @@ from api.schemas import (
     SchemaOptions,
 )
 from core.errors import ConflictError, InvalidOutputTypeError
+from core.vocabulary import Role
 from output_profiles.dispatch import plan_dispatch
 from output_profiles.models import OutputTypeBase, OutputTypeCreate, Rollout
 from output_profiles.validation import ProfileReport, validate_profile
@@ -41,20 +42,28 @@ router = APIRouter(
 GRAPH_ROLLOUTS = (Rollout.graph, Rollout.shadow)
 
 
-@router.get("", response_model=list[OutputTypePublic])
+@router.get(
+    "",
+    response_model=list[OutputTypePublic],
+    dependencies=[require_role(Role.client, Role.author, Role.operator)],
+)
 def list_output_types(session: SessionDep) -> list[OutputType]:
     """Every output type, by slug."""
     return list(session.exec(select(OutputType).order_by(OutputType.slug)))
 
 
-@router.get("/schema/options", response_model=SchemaOptions)
+@router.get(
+    "/schema/options",
+    response_model=SchemaOptions,
+    dependencies=[require_role(Role.client, Role.author, Role.operator)],
+)
 def options(catalog: CatalogDep) -> SchemaOptions:
     """Allowed values (families, artifact kinds, engines, presets, templates, materials) and
     every override with its own JSON schema and the node parameter schemas it sets."""
     return schema_options(catalog)
 
 
-@router.post("/import", response_model=ImportReport)
+@router.post("/import", response_model=ImportReport, dependencies=[require_role(Role.author)])
 def import_legacy(records: Annotated[list[Any], Body()], session: SessionDep) -> ImportReport:
     """Import a legacy export: each readable record becomes (or updates) a legacy-rollout type.
 
@@ -64,14 +73,18 @@ def import_legacy(records: Annotated[list[Any], Body()], session: SessionDep) ->
     return import_export(session, records)
 
 
-@router.get("/{slug}", response_model=OutputTypeEnvelope)
+@router.get(
+    "/{slug}",
+    response_model=OutputTypeEnvelope,
+    dependencies=[require_role(Role.client, Role.author, Role.operator)],
+)
 def get_output_type(slug: SlugPath, session: SessionDep, catalog: CatalogDep) -> OutputTypeEnvelope:
     """One output type and its current validation."""
     row = require_output_type(session, slug)
     return _envelope(row, _report(session, catalog, row))
 
 
-@router.post("", response_model=OutputTypeEnvelope, status_code=201)
+@router.post("", response_model=OutputTypeEnvelope, status_code=201, dependencies=[require_role(Role.author)])
 def create_output_type(body: OutputTypeIn, session: SessionDep, catalog: CatalogDep) -> OutputTypeEnvelope:
     """Create an output type; drafts are saved with their report (next_step, missing).
 
@@ -91,7 +104,7 @@ def create_output_type(body: OutputTypeIn, session: SessionDep, catalog: Catalog
     return _envelope(row, report)
 
 
-@router.patch("/{slug}", response_model=OutputTypeEnvelope)
+@router.patch("/{slug}", response_model=OutputTypeEnvelope, dependencies=[require_role(Role.author)])
 def update_output_type(
     slug: SlugPath, body: OutputTypePatch, session: SessionDep, catalog: CatalogDep
 ) -> OutputTypeEnvelope:
@@ -109,7 +122,7 @@ def update_output_type(
     return _envelope(row, report)
 
 
-@router.post("/{slug}/validate", response_model=ProfileReport)
+@router.post("/{slug}/validate", response_model=ProfileReport, dependencies=[require_role(Role.author)])
 def validate_output_type(
     slug: SlugPath,
     session: SessionDep,
@@ -122,7 +135,11 @@ def validate_output_type(
     return _report(session, catalog, profile)
 
 
-@router.post("/{slug}/dispatch-plan", response_model=DispatchPlanSummary)
+@router.post(
+    "/{slug}/dispatch-plan",
+    response_model=DispatchPlanSummary,
+    dependencies=[require_role(Role.client, Role.author, Role.operator)],
+)
 def dispatch_plan(
     slug: SlugPath, session: SessionDep, catalog: CatalogDep, body: DispatchPlanRequest | None = None
 ) -> DispatchPlanSummary:
