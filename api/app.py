@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.auth import ApiKeys, StoredKeys
+from api.auth import ApiKeys, StoredKeys, document_roles
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.limits import MIB, RequestLimits
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys.router,
     ):
         app.include_router(router)
+    document_roles(app)
     return app
 
 

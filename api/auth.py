@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, FastAPI, Request, Security
+from fastapi.routing import iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 from sqlalchemy import Engine
@@ -242,5 +243,29 @@ def require_role(*roles: Role) -> Any:
             )
         return caller
 
-    check_role.roles = allowed  # type: ignore[attr-defined]  # read by the docs of each route
+    check_role.roles = allowed  # type: ignore[attr-defined]  # read by document_roles
     return Depends(check_role)
+
+
+def document_roles(app: FastAPI) -> None:
+    """State in each operation's OpenAPI the roles that may call it (`x-roles`, and in words)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        document = generate()
+        if fresh:
+            for context in iter_route_contexts(app.routes):
+                dependencies = getattr(context.original_route, "dependencies", ())
+                roles = [
+                    str(role) for depends in dependencies for role in getattr(depends.dependency, "roles", ())
+                ]
+                for method in context.methods or () if roles else ():
+                    operation = document["paths"].get(context.path_format, {}).get(method.lower())
+                    if operation is not None:
+                        operation["x-roles"] = roles
+                        described = operation.get("description", "")
+                        operation["description"] = f"{described}\n\nRoles: {', '.join(roles)}.".lstrip()
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override

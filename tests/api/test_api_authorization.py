@@ -161,7 +161,7 @@ def test_each_role_is_served_or_forbidden_as_the_table_says(matrix_client: TestC
             assert f"the {needed}" in error["message"] and role in error["message"], error
 
 
-def test_the_openapi_declares_the_bearer_scheme_and_403_on_every_route(matrix_client: TestClient):
+def test_the_openapi_declares_the_bearer_scheme_403_and_the_roles_of_every_route(matrix_client: TestClient):
     document = matrix_client.get("/openapi.json").json()
     assert document["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
     operations = {
@@ -173,6 +173,9 @@ def test_the_openapi_declares_the_bearer_scheme_and_403_on_every_route(matrix_cl
     for route, operation in operations.items():
         assert operation["security"] == [{"ApiKey": []}], route
         assert {"401", "403"} <= set(operation["responses"]), route
+        # The docs say who may call, and say what the table says.
+        assert set(operation["x-roles"]) == {*ROUTES[route].roles, ADMIN}, route
+        assert operation["description"].endswith(f"Roles: {', '.join(operation['x-roles'])}."), route
 
 
 # --- another client's objects ----------------------------------------------------------------
