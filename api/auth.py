@@ -29,6 +29,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import EdgeError
+from core.errors import first_problem
 from core.settings import BootstrapKey, Settings
 from core.vocabulary import Role
 from prodgraph.keys import KeyGrant, count_active, find_grant
@@ -79,7 +80,8 @@ def _bootstrap_key(token: str, value: object) -> BootstrapKey:
     try:
         key = BootstrapKey(owner=value) if isinstance(value, str) else BootstrapKey.model_validate(value)
     except ValidationError as error:
-        raise ValueError(f"PRODGRAPH_API_KEYS: {error.errors()[0]['msg']} in the value of a token") from None
+        field, message = first_problem(error)
+        raise ValueError(f"PRODGRAPH_API_KEYS: a key's {field or 'value'}: {message}") from None
     if len(token) < MIN_TOKEN_LENGTH:
         raise ValueError(
             f"PRODGRAPH_API_KEYS: the token of {key.owner!r} is shorter than {MIN_TOKEN_LENGTH} "

@@ -27,7 +27,7 @@ pytest_plugins = ["api_fixtures"]
 RUN: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 120, "check": True}
 
 
-def whoami(client: TestClient, token: str) -> int:
+def status_with(client: TestClient, token: str) -> int:
     """The status a key gets on a route every role may call."""
     return client.get("/api/output-types", headers=bearer(token)).status_code
 
@@ -38,7 +38,7 @@ def test_an_admin_creates_lists_and_revokes_keys(client: TestClient):
     body = created.json()
     assert body["role"] == "client" and body["owner"] == "acme" and body["revoked_at"] is None
     token = body["key"]
-    assert token.startswith("pgk_") and whoami(client, token) == 200
+    assert token.startswith("pgk_") and status_with(client, token) == 200
     # A client key may read output types but not manage keys.
     assert client.get("/api/keys", headers=bearer(token)).status_code == 403
 
@@ -86,16 +86,16 @@ def test_keys_made_by_the_cli_work_and_a_cli_revocation_holds_within_the_cache_t
     token = made.stdout.strip()
     settings = Settings(state_dir=tmp_path, api_key_cache_s=1.0)
     with TestClient(create_app(settings)) as client:
-        assert whoami(client, token) == 200
+        assert status_with(client, token) == 200
         (listed,) = json.loads(subprocess.run([*cli, "list", "--json"], env=env, **RUN).stdout)
         key_id = listed["id"]
         subprocess.run([*cli, "revoke", key_id], env=env, **RUN)
         revoked_at = time.monotonic()
         deadline = revoked_at + settings.api_key_cache_s + 0.5
-        while whoami(client, token) == 200:
+        while status_with(client, token) == 200:
             assert time.monotonic() < deadline, "a revoked key kept working past the cache time"
             time.sleep(0.1)
-        assert whoami(client, token) == 401
+        assert status_with(client, token) == 401
 
 
 async def test_stored_keys_are_remembered_for_the_cache_time_only(tmp_path: Path):
