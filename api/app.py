@@ -1,7 +1,8 @@
 """The FastAPI application: routers per resource, one error mapping, tables and seed on startup.
 
-Every route under /api requires an API key (api/auth.py); request bodies pass the edge limits
-(api/limits.py) before any route runs; `/docs` and `/openapi.json` are public (api/docs.py).
+Every route under /api requires an API key of a role it serves (api/auth.py); request bodies
+pass the edge limits (api/limits.py) before any route runs; `/docs` and `/openapi.json` are
+public (api/docs.py).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.auth import ApiKeys
+from api.auth import ApiKeys, StoredKeys, document_roles
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.limits import MIB, RequestLimits
-from api.routes import legacy, order_lines, output_types, runs, workflows
+from api.ratelimit import TokenBuckets
+from api.routes import keys, legacy, order_lines, output_types, runs, workflows
 from core.settings import Settings, get_settings
 from persistence.engine import make_engine, prepare_database
 from registry.catalog import default_catalog
@@ -34,12 +36,13 @@ log = logging.getLogger(__name__)
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Prepare the database before serving; say who may call."""
-    keys: ApiKeys = app.state.api_keys
-    if keys.allow_anonymous or not keys:
-        log.warning(keys.describe())
-    else:
-        log.info(keys.describe())
     prepare_database(app.state.engine, app.state.catalog)
+    configured: ApiKeys = app.state.api_keys
+    stored = app.state.stored_keys.count()
+    if configured.allow_anonymous or not (configured or stored):
+        log.warning(configured.describe(stored))
+    else:
+        log.info(configured.describe(stored))
     yield
     app.state.engine.dispose()
 
@@ -52,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.api_keys = ApiKeys.from_settings(settings)
     app.state.catalog = default_catalog()
     app.state.engine = make_engine(settings)
+    app.state.stored_keys = StoredKeys(app.state.engine, settings.api_key_cache_s)
+    app.state.invocation_buckets = TokenBuckets(settings.invocation_rate_per_s, settings.invocation_burst)
     install_error_handlers(app)
     app.add_middleware(
         RequestLimits,
@@ -60,8 +65,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         skip_prefixes=BODY_LIMIT_EXEMPT,
     )
     install_docs(app)
-    for router in (workflows.router, output_types.router, order_lines.router, runs.router, legacy.router):
+    for router in (
+        workflows.router,
+        output_types.router,
+        order_lines.router,
+        runs.router,
+        legacy.router,
+        keys.router,
+    ):
         app.include_router(router)
+    document_roles(app)
     return app
 
 

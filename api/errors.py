@@ -59,6 +59,7 @@ HTTP_CODES = {
     406: "not_acceptable",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 
@@ -82,7 +83,7 @@ class ErrorResponse(BaseModel):
 
 #: OpenAPI documentation of the error answers, shared by every router.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (401, 404, 409, 413, 422, 500, 503)
+    status: {"model": ErrorResponse} for status in (401, 403, 404, 409, 413, 422, 500, 503)
 }
 
 

@@ -5,10 +5,21 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.vocabulary import QUEUES, QueueName
+from core.vocabulary import QUEUES, QueueName, Role
+
+
+class BootstrapKey(BaseModel):
+    """A key configured in PRODGRAPH_API_KEYS: whom it acts for and what it may do."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    owner: str
+    """Who the key acts for: a client's objects belong to its owner."""
+    role: Role = Role.client
+    """What the key may do (core.vocabulary.Role)."""
 
 
 class Settings(BaseSettings):
@@ -52,11 +63,22 @@ class Settings(BaseSettings):
     """On SIGTERM a worker stops polling and gives in-flight activities this long to finish
     before it cancels them (and kills their child jobs); keep it below the supervisor's kill
     timeout (Docker's stop_grace_period, Kubernetes' terminationGracePeriodSeconds)."""
-    api_keys: dict[str, str] = Field(default_factory=dict, repr=False)
-    """API tokens → the owner each one names, a JSON object (`{"<token>": "ci-bot"}`). Every API
-    request sends `Authorization: Bearer <token>`; with none configured the API refuses them all."""
+    api_keys: dict[str, str | BootstrapKey] = Field(default_factory=dict, repr=False)
+    """Keys besides those in the database (`prodgraph keys create`), for bootstrapping a deployment
+    and for tests: a JSON object of token → `{"owner": "ops", "role": "admin"}`, or token → owner
+    (a plain owner string is a `client` key). Every API request sends `Authorization: Bearer
+    <token>`."""
     api_allow_anonymous: bool = False
-    """Local development only: serve requests that send no token, as the owner `anonymous`."""
+    """Local development only: serve requests that send no token, as the owner `anonymous` with
+    the `admin` role."""
+    api_key_cache_s: float = Field(2.0, ge=0, le=10)
+    """How long the API remembers a database key it looked up: a key revoked by another process
+    (the CLI, another API replica) keeps working at most this long there; 0 looks up every time."""
+    invocation_burst: int = Field(60, ge=1)
+    """Invocations (launches, uploads) one key may send at once before the rate limit applies;
+    enough for 50 concurrent launches."""
+    invocation_rate_per_s: float = Field(1.0, gt=0)
+    """Invocations per second one key regains after its burst (beyond them: 429 rate_limited)."""
     max_body_mb: float = Field(2.0, gt=0)
     """Largest request body (MiB) the API's JSON routes read; larger ones are answered 413."""
     max_json_depth: int = Field(32, ge=1, le=256)

@@ -1,4 +1,5 @@
-"""The `prodgraph` command line: render, intake, order, run, on-call (runs), the registry, servers."""
+"""The `prodgraph` command line: render, intake, order, run, on-call (runs), the registry, API keys,
+servers."""
 
 from __future__ import annotations
 
@@ -8,16 +9,20 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
 from core.errors import ProdgraphError
 from core.settings import get_settings
 from core.temporal import TemporalSession
-from core.vocabulary import FAMILIES, Engine
+from core.vocabulary import FAMILIES, Engine, Role
 from prodgraph.operations import MAX_LISTED, RunStatus
 from prodgraph.reports import RunReport, failure_report
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 Result = TypeVar("Result")
 
@@ -92,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     _file_command(
         output_types, "import", "import a legacy export as output types", "export", _import_output_types
     )
+    _add_keys_commands(commands)
     server = commands.add_parser("server", help="the embedded Temporal dev server")
     server.add_argument("action", choices=["start", "stop", "status"])
     server.set_defaults(handler=_server)
@@ -275,19 +281,30 @@ def _legacy_map(args: argparse.Namespace) -> int:
     return 0
 
 
-def _import_output_types(args: argparse.Namespace) -> int:
+@contextmanager
+def _database() -> Iterator[Session]:
+    """A session on the configured database, prepared for first use (tables, seed)."""
     from sqlmodel import Session
 
     from persistence.engine import make_engine, prepare_database
-    from prodgraph.legacy_import import import_export
     from registry.catalog import default_catalog
+
+    engine = make_engine(get_settings())
+    try:
+        prepare_database(engine, default_catalog())
+        with Session(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _import_output_types(args: argparse.Namespace) -> int:
+    from prodgraph.legacy_import import import_export
 
     records = _read_json(args.export)
     if not isinstance(records, list):
         raise ProdgraphError(f"{args.export}: a legacy export is a JSON list of output types")
-    engine = make_engine(get_settings())
-    prepare_database(engine, default_catalog())
-    with Session(engine) as session:
+    with _database() as session:
         report = import_export(session, records)
     if args.json:
         print(report.model_dump_json())
@@ -300,6 +317,74 @@ def _import_output_types(args: argparse.Namespace) -> int:
             )
             print(f"{record.status:<8} {record.slug or '-':<32} {detail}")
         print(f"{report.created} created, {report.updated} updated, {report.errors} errors")
+    return 0
+
+
+def _add_keys_commands(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="API keys: create one, list them, revoke one").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    create = keys.add_parser(
+        "create",
+        help="create an API key and print it, once",
+        description="Create an API key in the database and print it: it is shown this once, only "
+        'its SHA-256 digest is kept. With --json the output is {"key", "role", "owner"}.',
+    )
+    create.add_argument("--role", required=True, choices=[role.value for role in Role])
+    create.add_argument("--owner", required=True, help="who the key acts for (a client owns its files, runs)")
+    _json_flag(create)
+    create.set_defaults(handler=_keys_create)
+    listing = keys.add_parser("list", help="every key in the database, without secrets")
+    _json_flag(listing)
+    listing.set_defaults(handler=_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key (a running API refuses it within seconds)")
+    revoke.add_argument("key_id", metavar="ID", help="the key's id, from `keys list`")
+    _json_flag(revoke)
+    revoke.set_defaults(handler=_keys_revoke)
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from prodgraph.keys import create_key, key_request
+
+    request = key_request(args.role, args.owner)
+    with _database() as session:
+        created = create_key(session, request)
+    if args.json:
+        print(json.dumps({"key": created.key, "role": created.role, "owner": created.owner}))
+    else:
+        # The key alone on stdout, so `KEY=$(prodgraph keys create ...)` works.
+        print(created.key)
+        print(
+            f"created {created.id} ({created.role} of {created.owner}); it is shown this once, "
+            "only its SHA-256 is kept",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    from prodgraph.keys import list_keys
+
+    with _database() as session:
+        keys = list_keys(session)
+    if args.json:
+        print(json.dumps([key.model_dump(mode="json") for key in keys]))
+        return 0
+    for key in keys:
+        revoked = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        print(f"{key.id:<22} {key.role:<9} {key.owner:<24} {key.created_at:%Y-%m-%d %H:%M}  {revoked}")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from prodgraph.keys import revoke_key
+
+    with _database() as session:
+        key = revoke_key(session, args.key_id)
+    if args.json:
+        print(key.model_dump_json())
+    else:
+        print(f"revoked {key.id} ({key.role} of {key.owner})")
     return 0
 
 

@@ -8,9 +8,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import AUTHENTICATED, CallerDep
+from api.auth import AUTHENTICATED, CallerDep, require_role
 from api.deps import CatalogDep, SessionDep, TemporalDep, WorkflowIdPath
 from api.errors import ERROR_RESPONSES
+from api.ratelimit import RATE_LIMITED_RESPONSES, rate_limited
+from core.vocabulary import Role
 from output_profiles.dispatch_plan import EffectiveCall, InvocationResult, OrderLine
 from prodgraph.orders import dispatch_order_line, order_line_state, start_order_line
 
@@ -46,7 +48,13 @@ class OrderLineStatus(BaseModel):
     result: InvocationResult | None = None
 
 
-@router.post("", response_model=OrderLineLaunched, status_code=202)
+@router.post(
+    "",
+    response_model=OrderLineLaunched,
+    status_code=202,
+    responses=RATE_LIMITED_RESPONSES,
+    dependencies=[require_role(Role.client), rate_limited],
+)
 async def launch_order_line(
     request: OrderLineRequest,
     session: SessionDep,
@@ -74,7 +82,9 @@ async def launch_order_line(
     )
 
 
-@router.get("/{workflow_id}", response_model=OrderLineStatus)
+@router.get(
+    "/{workflow_id}", response_model=OrderLineStatus, dependencies=[require_role(Role.client, Role.operator)]
+)
 async def order_line_status(
     workflow_id: WorkflowIdPath, temporal: TemporalDep, caller: CallerDep
 ) -> OrderLineStatus:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from api.auth import AUTHENTICATED, CallerDep
+from api.auth import AUTHENTICATED, CallerDep, require_role
 from api.deps import CatalogDep, SessionDep, SettingsDep, SlugPath
 from api.errors import ERROR_RESPONSES
 from api.options import schema_options
@@ -27,6 +27,7 @@ from api.schemas import (
     SchemaOptions,
 )
 from core.errors import ConflictError, InvalidOutputTypeError
+from core.vocabulary import Role
 from output_profiles.dispatch import plan_dispatch
 from output_profiles.models import OutputTypeBase, OutputTypeCreate, Rollout
 from output_profiles.validation import ProfileReport, validate_profile
@@ -44,20 +45,28 @@ router = APIRouter(
 GRAPH_ROLLOUTS = (Rollout.graph, Rollout.shadow)
 
 
-@router.get("", response_model=list[OutputTypePublic])
+@router.get(
+    "",
+    response_model=list[OutputTypePublic],
+    dependencies=[require_role(Role.client, Role.author, Role.operator)],
+)
 def list_output_types(session: SessionDep) -> list[OutputType]:
     """Every output type, by slug."""
     return list(session.exec(select(OutputType).order_by(OutputType.slug)))
 
 
-@router.get("/schema/options", response_model=SchemaOptions)
+@router.get(
+    "/schema/options",
+    response_model=SchemaOptions,
+    dependencies=[require_role(Role.client, Role.author, Role.operator)],
+)
 def options(catalog: CatalogDep) -> SchemaOptions:
     """Allowed values (families, artifact kinds, engines, presets, templates, materials) and
     every override with its own JSON schema and the node parameter schemas it sets."""
     return schema_options(catalog)
 
 
-@router.post("/import", response_model=ImportReport)
+@router.post("/import", response_model=ImportReport, dependencies=[require_role(Role.author)])
 def import_legacy(records: Annotated[list[Any], Body()], session: SessionDep) -> ImportReport:
     """Import a legacy export: each readable record becomes (or updates) a legacy-rollout type.
 
@@ -67,14 +76,18 @@ def import_legacy(records: Annotated[list[Any], Body()], session: SessionDep) ->
     return import_export(session, records)
 
 
-@router.get("/{slug}", response_model=OutputTypeEnvelope)
+@router.get(
+    "/{slug}",
+    response_model=OutputTypeEnvelope,
+    dependencies=[require_role(Role.client, Role.author, Role.operator)],
+)
 def get_output_type(slug: SlugPath, session: SessionDep, catalog: CatalogDep) -> OutputTypeEnvelope:
     """One output type and its current validation."""
     row = require_output_type(session, slug)
     return _envelope(row, _report(session, catalog, row))
 
 
-@router.post("", response_model=OutputTypeEnvelope, status_code=201)
+@router.post("", response_model=OutputTypeEnvelope, status_code=201, dependencies=[require_role(Role.author)])
 def create_output_type(body: OutputTypeIn, session: SessionDep, catalog: CatalogDep) -> OutputTypeEnvelope:
     """Create an output type; drafts are saved with their report (next_step, missing).
 
@@ -94,7 +107,7 @@ def create_output_type(body: OutputTypeIn, session: SessionDep, catalog: Catalog
     return _envelope(row, report)
 
 
-@router.patch("/{slug}", response_model=OutputTypeEnvelope)
+@router.patch("/{slug}", response_model=OutputTypeEnvelope, dependencies=[require_role(Role.author)])
 def update_output_type(
     slug: SlugPath,
     body: OutputTypePatch,
@@ -126,7 +139,7 @@ def update_output_type(
     return _envelope(row, report)
 
 
-@router.post("/{slug}/rollout", response_model=RolloutAnswer)
+@router.post("/{slug}/rollout", response_model=RolloutAnswer, dependencies=[require_role(Role.author)])
 def change_rollout(
     slug: SlugPath,
     body: RolloutRequest,
@@ -155,14 +168,16 @@ def change_rollout(
     return RolloutAnswer(output_type=OutputTypePublic.model_validate(row), gate=gate)
 
 
-@router.get("/{slug}/parity", response_model=GateVerdict)
+@router.get(
+    "/{slug}/parity", response_model=GateVerdict, dependencies=[require_role(Role.author, Role.operator)]
+)
 def output_type_parity(slug: SlugPath, session: SessionDep, settings: SettingsDep) -> GateVerdict:
     """The parity gate of an output type: comparisons run, share equivalent, the last ones."""
     require_output_type(session, slug)
     return parity_gate(session, slug, settings.parity_gate_runs)
 
 
-@router.post("/{slug}/validate", response_model=ProfileReport)
+@router.post("/{slug}/validate", response_model=ProfileReport, dependencies=[require_role(Role.author)])
 def validate_output_type(
     slug: SlugPath,
     session: SessionDep,
@@ -175,7 +190,11 @@ def validate_output_type(
     return _report(session, catalog, profile)
 
 
-@router.post("/{slug}/dispatch-plan", response_model=DispatchPlanSummary)
+@router.post(
+    "/{slug}/dispatch-plan",
+    response_model=DispatchPlanSummary,
+    dependencies=[require_role(Role.client, Role.author, Role.operator)],
+)
 def dispatch_plan(
     slug: SlugPath, session: SessionDep, catalog: CatalogDep, body: DispatchPlanRequest | None = None
 ) -> DispatchPlanSummary:

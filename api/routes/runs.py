@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.auth import AUTHENTICATED, Caller, CallerDep
+from api.auth import AUTHENTICATED, Caller, CallerDep, require_role
 from api.deps import NodeIdPath, TemporalDep, WorkflowIdPath
 from api.errors import ERROR_RESPONSES
 from api.schemas import (
@@ -18,7 +18,7 @@ from api.schemas import (
     RetryRequest,
     SkipRequest,
 )
-from core.vocabulary import Family
+from core.vocabulary import Family, Role
 from prodgraph import operations
 from prodgraph.operations import MAX_LISTED, RunStatus, RunSummary, RunView
 
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api/runs", tags=["runs"], responses=ERROR_RESPONSES,
 Label = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
-@router.get("", response_model=list[RunSummary])
+@router.get("", response_model=list[RunSummary], dependencies=[require_role(Role.client, Role.operator)])
 async def list_runs(
     temporal: TemporalDep,
     caller: CallerDep,
@@ -48,13 +48,17 @@ async def list_runs(
     )
 
 
-@router.get("/{workflow_id}", response_model=RunView)
+@router.get("/{workflow_id}", response_model=RunView, dependencies=[require_role(Role.client, Role.operator)])
 async def show_run(workflow_id: WorkflowIdPath, temporal: TemporalDep, caller: CallerDep) -> RunView:
     """A graph run's nodes: status, attempts, last error, timings, params with provenance."""
     return await operations.show_run(temporal, workflow_id, owner=scope(caller))
 
 
-@router.post("/{workflow_id}/nodes/{node_id}/retry", response_model=NodeActionResult)
+@router.post(
+    "/{workflow_id}/nodes/{node_id}/retry",
+    response_model=NodeActionResult,
+    dependencies=[require_role(Role.operator)],
+)
 async def retry_node(
     workflow_id: WorkflowIdPath,
     node_id: NodeIdPath,
@@ -70,7 +74,11 @@ async def retry_node(
     return NodeActionResult(workflow_id=workflow_id, node_id=node_id, action="retry", node=state)
 
 
-@router.post("/{workflow_id}/nodes/{node_id}/skip", response_model=NodeActionResult)
+@router.post(
+    "/{workflow_id}/nodes/{node_id}/skip",
+    response_model=NodeActionResult,
+    dependencies=[require_role(Role.operator)],
+)
 async def skip_node(
     workflow_id: WorkflowIdPath,
     node_id: NodeIdPath,
@@ -84,7 +92,12 @@ async def skip_node(
     return NodeActionResult(workflow_id=workflow_id, node_id=node_id, action="skip", node=state)
 
 
-@router.post("/{workflow_id}/abort", response_model=AbortResult, status_code=202)
+@router.post(
+    "/{workflow_id}/abort",
+    response_model=AbortResult,
+    status_code=202,
+    dependencies=[require_role(Role.operator)],
+)
 async def abort_run(
     workflow_id: WorkflowIdPath, request: AbortRequest, temporal: TemporalDep, caller: CallerDep
 ) -> AbortResult:
@@ -93,7 +106,12 @@ async def abort_run(
     return AbortResult(workflow_id=workflow_id, status=status)
 
 
-@router.post("/{workflow_id}/rerun", response_model=RerunStarted, status_code=202)
+@router.post(
+    "/{workflow_id}/rerun",
+    response_model=RerunStarted,
+    status_code=202,
+    dependencies=[require_role(Role.operator)],
+)
 async def rerun(
     workflow_id: WorkflowIdPath, temporal: TemporalDep, caller: CallerDep, request: RerunRequest | None = None
 ) -> RerunStarted:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from api.auth import AUTHENTICATED
+from api.auth import AUTHENTICATED, require_role
 from api.deps import CatalogDep, DefinitionIdPath, SessionDep, VersionPath
 from api.errors import ERROR_RESPONSES, ErrorResponse
 from api.limits import nesting_exceeds, too_deep
@@ -22,6 +22,7 @@ from api.schemas import (
     NodeDefinitionList,
 )
 from core.errors import CatalogChangedError, ConflictError, InvalidDefinitionError, NotFoundError
+from core.vocabulary import Role
 from persistence.catalog_history import catalog_change
 from persistence.repositories import next_version, require_record, versions_by_id
 from persistence.tables import WorkflowDefinitionRecord
@@ -83,7 +84,11 @@ def etag_matches(header: str | None, catalog: Catalog) -> bool:
     return "*" in tags or catalog.version in tags
 
 
-@router.get("/node-definitions", response_model=NodeDefinitionList)
+@router.get(
+    "/node-definitions",
+    response_model=NodeDefinitionList,
+    dependencies=[require_role(Role.author, Role.operator)],
+)
 def node_definitions(
     catalog: CatalogDep,
     response: Response,
@@ -102,19 +107,30 @@ def node_definitions(
     return NodeDefinitionList(catalog_version=catalog.version, node_definitions=catalog.list(family))
 
 
-@router.get("/families", response_model=list[FamilyPublic])
+@router.get(
+    "/families", response_model=list[FamilyPublic], dependencies=[require_role(Role.author, Role.operator)]
+)
 def families(catalog: CatalogDep) -> list[FamilyPublic]:
     """Every family: entry context schema, palette, artifact kinds, preflight."""
     return [FamilyPublic(**family.describe()) for _, family in sorted(catalog.families.items())]
 
 
-@router.get("/starters", response_model=list[WorkflowDefinition])
+@router.get(
+    "/starters",
+    response_model=list[WorkflowDefinition],
+    dependencies=[require_role(Role.author, Role.operator)],
+)
 def starter_definitions() -> list[WorkflowDefinition]:
     """The shipped starter definitions."""
     return list(starters().values())
 
 
-@router.post("/validate", response_model=DefinitionValidation, openapi_extra=ANY_JSON_BODY)
+@router.post(
+    "/validate",
+    response_model=DefinitionValidation,
+    openapi_extra=ANY_JSON_BODY,
+    dependencies=[require_role(Role.author)],
+)
 def validate(body: RawJsonDep, session: SessionDep, catalog: CatalogDep) -> DefinitionValidation:
     """Validate a definition of any shape; the answer is a report, not a 422 (only a body over the
     edge limits is refused: 413 larger than PRODGRAPH_MAX_BODY_MB, 422 `json_too_deep`).
@@ -135,7 +151,11 @@ def validate(body: RawJsonDep, session: SessionDep, catalog: CatalogDep) -> Defi
     return DefinitionValidation(**report.model_dump(), catalog_changed=change)
 
 
-@router.get("/definitions", response_model=list[DefinitionSummary])
+@router.get(
+    "/definitions",
+    response_model=list[DefinitionSummary],
+    dependencies=[require_role(Role.author, Role.operator)],
+)
 def list_definitions(
     session: SessionDep, catalog: CatalogDep, family: Annotated[str | None, Query(max_length=100)] = None
 ) -> list[DefinitionSummary]:
@@ -159,7 +179,11 @@ def list_definitions(
     return summaries
 
 
-@router.get("/definitions/{definition_id}", response_model=DefinitionPublic)
+@router.get(
+    "/definitions/{definition_id}",
+    response_model=DefinitionPublic,
+    dependencies=[require_role(Role.author, Role.operator)],
+)
 def get_definition(
     definition_id: DefinitionIdPath, session: SessionDep, catalog: CatalogDep
 ) -> DefinitionPublic:
@@ -167,7 +191,11 @@ def get_definition(
     return _public(require_record(session, definition_id), catalog)
 
 
-@router.get("/definitions/{definition_id}/versions/{version}", response_model=DefinitionPublic)
+@router.get(
+    "/definitions/{definition_id}/versions/{version}",
+    response_model=DefinitionPublic,
+    dependencies=[require_role(Role.author, Role.operator)],
+)
 def get_definition_version(
     definition_id: DefinitionIdPath, version: VersionPath, session: SessionDep, catalog: CatalogDep
 ) -> DefinitionPublic:
@@ -176,7 +204,11 @@ def get_definition_version(
 
 
 @router.post(
-    "/definitions", response_model=DefinitionSaved, status_code=201, responses={412: {"model": ErrorResponse}}
+    "/definitions",
+    response_model=DefinitionSaved,
+    status_code=201,
+    responses={412: {"model": ErrorResponse}},
+    dependencies=[require_role(Role.author)],
 )
 def save_definition(
     document: Annotated[Any, Body()],

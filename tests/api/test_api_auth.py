@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_keys import AUTH, TEST_OWNER, TEST_TOKEN
@@ -17,6 +18,7 @@ from starlette.convertors import IntegerConvertor
 from api.app import create_app
 from api.auth import ANONYMOUS, AUTHENTICATED, CallerDep
 from core.settings import Settings
+from core.vocabulary import Role
 
 pytest_plugins = ["api_fixtures"]
 
@@ -66,7 +68,7 @@ def assert_unauthorized(answer, message: str = "") -> None:
 
 def test_the_walk_finds_every_router(app: FastAPI):
     prefixes = {url.split("/")[2] for _, url in api_calls(app)}
-    assert prefixes == {"workflows", "output-types", "order-lines", "runs", "legacy"}
+    assert prefixes == {"workflows", "output-types", "order-lines", "runs", "legacy", "keys"}
     assert len(api_calls(app)) >= 25
 
 
@@ -97,11 +99,12 @@ def test_every_route_serves_a_good_key(app: FastAPI, bare: TestClient):
     assert bare.get("/api/output-types", headers={"authorization": f"bearer {TEST_TOKEN}"}).status_code == 200
 
 
-def test_no_keys_configured_refuses_everything_and_says_what_to_set(tmp_path: Path):
+def test_no_keys_configured_refuses_everything_and_says_how_to_make_one(tmp_path: Path):
     app = create_app(Settings(state_dir=tmp_path))
     with TestClient(app) as client:
         for method, url in api_calls(app):
-            assert_unauthorized(client.request(method, url), "PRODGRAPH_API_KEYS")
+            assert_unauthorized(client.request(method, url), "missing credentials")
+            assert_unauthorized(client.request(method, url, headers=AUTH), "prodgraph keys create")
         assert_unauthorized(client.get("/api/output-types", headers=AUTH), "PRODGRAPH_API_KEYS")
 
 
@@ -110,7 +113,11 @@ def test_anonymous_access_is_an_explicit_development_setting(tmp_path: Path):
     app.include_router(whoami_router())
     with TestClient(app) as client:
         assert client.get("/api/output-types").status_code == 200
-        assert client.get("/api/test/whoami").json() == {"owner": ANONYMOUS, "anonymous": True}
+        assert client.get("/api/test/whoami").json() == {
+            "owner": ANONYMOUS,
+            "role": "admin",
+            "anonymous": True,
+        }
         assert_unauthorized(client.get("/api/output-types", headers=AUTH), "PRODGRAPH_API_KEYS")
 
     settings = Settings(state_dir=tmp_path, api_allow_anonymous=True, api_keys={TEST_TOKEN: TEST_OWNER})
@@ -128,43 +135,70 @@ def whoami_router() -> APIRouter:
 
     @router.get("/whoami")
     def whoami(caller: CallerDep) -> dict:
-        return {"owner": caller.owner, "anonymous": caller.anonymous}
+        return {"owner": caller.owner, "role": caller.role, "anonymous": caller.anonymous}
 
     return router
 
 
 def test_routes_know_their_caller(tmp_path: Path):
-    settings = Settings(state_dir=tmp_path, api_keys={TEST_TOKEN: TEST_OWNER, SECOND_TOKEN: "ci-bot"})
+    keys = {TEST_TOKEN: {"owner": TEST_OWNER, "role": "admin"}, SECOND_TOKEN: "ci-bot"}
+    settings = Settings(state_dir=tmp_path, api_keys=keys)
     app = create_app(settings)
     app.include_router(whoami_router())
     with TestClient(app) as client:
         first = client.get("/api/test/whoami", headers=AUTH)
-        assert first.json() == {"owner": TEST_OWNER, "anonymous": False}
+        assert first.json() == {"owner": TEST_OWNER, "role": "admin", "anonymous": False}
         second = client.get("/api/test/whoami", headers={"Authorization": f"Bearer {SECOND_TOKEN}"})
         assert second.json()["owner"] == "ci-bot"
         assert_unauthorized(client.get("/api/test/whoami"))
 
 
 def test_keys_come_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    monkeypatch.setenv("PRODGRAPH_API_KEYS", json.dumps({SECOND_TOKEN: "ci-bot"}))
+    monkeypatch.setenv(
+        "PRODGRAPH_API_KEYS",
+        json.dumps({SECOND_TOKEN: "ci-bot", TEST_TOKEN: {"owner": "ops", "role": "operator"}}),
+    )
     settings = Settings(state_dir=tmp_path)
-    assert settings.api_keys == {SECOND_TOKEN: "ci-bot"}
+    assert settings.api_keys[SECOND_TOKEN] == "ci-bot"
     assert SECOND_TOKEN not in repr(settings) and SECOND_TOKEN not in str(settings)
-    with TestClient(create_app(settings)) as client:
+    app = create_app(settings)
+    app.include_router(whoami_router())
+    with TestClient(app) as client:
         answer = client.get("/api/output-types", headers={"Authorization": f"Bearer {SECOND_TOKEN}"})
         assert answer.status_code == 200
+        # A plain owner string is a client key; the object form names the role.
+        client_key = client.get("/api/test/whoami", headers={"Authorization": f"Bearer {SECOND_TOKEN}"})
+        assert client_key.json() == {"owner": "ci-bot", "role": "client", "anonymous": False}
+        operator_key = client.get("/api/test/whoami", headers=AUTH)
+        assert operator_key.json() == {"owner": "ops", "role": "operator", "anonymous": False}
 
 
-@pytest.mark.parametrize("keys", [{"short": "someone"}, {TEST_TOKEN: " "}])
-def test_guessable_or_ownerless_keys_refuse_to_start(tmp_path: Path, keys: dict[str, str]):
+def test_an_unknown_role_in_the_environment_refuses_to_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("PRODGRAPH_API_KEYS", json.dumps({TEST_TOKEN: {"owner": "ops", "role": "king"}}))
+    with pytest.raises(ValueError, match="api_keys"):
+        Settings(state_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"short": "someone"},
+        {"short": {"owner": "someone", "role": "admin"}},
+        {TEST_TOKEN: " "},
+        {TEST_TOKEN: {"owner": "ops", "role": "king"}},
+        {TEST_TOKEN: {"role": "admin"}},
+    ],
+)
+def test_guessable_ownerless_or_roleless_keys_refuse_to_start(tmp_path: Path, keys: dict[str, Any]):
     with pytest.raises(ValueError, match="PRODGRAPH_API_KEYS"):
-        create_app(Settings(state_dir=tmp_path, api_keys=keys))
+        create_app(Settings(state_dir=tmp_path).model_copy(update={"api_keys": keys}))
 
 
 def test_the_app_keeps_digests_not_tokens(app: FastAPI):
     assert TEST_TOKEN not in repr(vars(app.state.api_keys))
-    assert app.state.api_keys.owner_of(TEST_TOKEN) == TEST_OWNER
-    assert app.state.api_keys.owner_of(TEST_TOKEN + "x") is None
+    grant = app.state.api_keys.grant_of(TEST_TOKEN)
+    assert (grant.owner, grant.role) == (TEST_OWNER, Role.admin)
+    assert app.state.api_keys.grant_of(TEST_TOKEN + "x") is None
 
 
 def test_the_docs_and_openapi_are_public_and_document_the_scheme(app: FastAPI, bare: TestClient):
@@ -181,7 +215,7 @@ def test_the_docs_and_openapi_are_public_and_document_the_scheme(app: FastAPI, b
     for path, operations in document.json()["paths"].items():
         for method, operation in operations.items():
             assert operation["security"] == [{"ApiKey": []}], (method, path)
-            assert "401" in operation["responses"], (method, path)
+            assert {"401", "403"} <= set(operation["responses"]), (method, path)
     assert bare.get("/docs").status_code == 200
 
 

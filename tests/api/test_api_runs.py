@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_keys import authorized, with_test_key
+from api_keys import authorized, bearer, token_for, with_keys
 from fastapi.testclient import TestClient
 from httpx import Response
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from api.app import create_app
-from api.auth import Caller, require_caller
 from core.settings import Settings
 from core.temporal import TemporalSession
 from core.vocabulary import Role
@@ -83,8 +82,9 @@ class Api:
 @pytest.fixture
 async def api(temporal_env, tmp_path: Path) -> AsyncIterator[Api]:
     queue = f"api-runs-{uuid.uuid4().hex[:8]}"
-    settings = with_test_key(
-        Settings(state_dir=tmp_path, default_queue=queue, cad_queue=queue, render_queue=queue)
+    settings = with_keys(
+        Settings(state_dir=tmp_path, default_queue=queue, cad_queue=queue, render_queue=queue),
+        (Role.client, "acme"),
     )
     session = TemporalSession(temporal_env.client, None, settings)
     stand_ins = StandIns()
@@ -205,30 +205,25 @@ async def test_abort_and_rerun(api: Api):
     assert bad.status_code == 409 and bad.json()["error"]["problems"][0]["code"] == "unknown_node"
 
 
-async def test_a_client_sees_and_repairs_only_its_own_runs(api: Api):
-    """Runs carry their owner (ProdgraphOwner); a client's view of another's run is a 404."""
+async def test_a_client_sees_only_its_own_runs_and_cannot_repair_them(api: Api):
+    """Runs carry their owner (ProdgraphOwner): another owner's run is a 404 to a client, and
+    operator actions are the operator's (on-call sees and repairs every run)."""
     api.stand_ins.permanent = {"cad.extract_objects"}
     order_line = f"ol-{uuid.uuid4().hex[:8]}"
-    own = await api.start(intake(**OPERATED), RunLabels(order_line=order_line, owner="tests"))
-    other = await api.start(intake(**OPERATED), RunLabels(order_line=order_line, owner="someone-else"))
+    own = await api.start(intake(**OPERATED), RunLabels(order_line=order_line, owner="acme"))
+    other = await api.start(intake(**OPERATED), RunLabels(order_line=order_line, owner="globex"))
     await api.awaiting(other, "extract")
     await api.awaiting(own, "extract")
-    await api.listed(other.id, order_line=order_line)  # on-call (admin) sees both
-    api.http.app.dependency_overrides[require_caller] = lambda: Caller("tests", Role.client)
+    await api.listed(other.id, order_line=order_line)  # the admin test key sees both
+    acme = bearer(token_for(Role.client, "acme"))
 
-    listed = await api.listed(own.id, order_line=order_line)
-    assert [run["workflow_id"] for run in listed] == [own.id]
-    assert (await api.call("GET", f"/api/runs/{own.id}")).status_code == 200
-    for method, path, body in (
-        ("GET", "", None),
-        ("POST", "/nodes/extract/retry", {}),
-        ("POST", "/nodes/extract/skip", {"output": {"objects": [], "source_unit": "mm"}}),
-        ("POST", "/abort", {"reason": "not mine"}),
-        ("POST", "/rerun", {}),
-    ):
-        answer = await api.call(method, f"/api/runs/{other.id}{path}", json=body)
-        assert answer.status_code == 404, (path, answer.json())
-        assert answer.json()["error"]["message"] == f"no run {other.id!r}"
+    listed = await api.call("GET", "/api/runs", params={"order_line": order_line}, headers=acme)
+    assert [run["workflow_id"] for run in listed.json()] == [own.id]
+    assert (await api.call("GET", f"/api/runs/{own.id}", headers=acme)).status_code == 200
+    hidden = await api.call("GET", f"/api/runs/{other.id}", headers=acme)
+    assert hidden.status_code == 404 and hidden.json()["error"]["message"] == f"no run {other.id!r}"
+    refused = await api.call("POST", f"/api/runs/{own.id}/nodes/extract/skip", json={}, headers=acme)
+    assert refused.status_code == 403  # even its own run: repairs are on-call's
     assert (await other.query(GraphWorkflow.progress))["extract"].status == "awaiting_operator"
     await other.terminate("test over")
     await own.terminate("test over")
