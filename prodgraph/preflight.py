@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.materials import LIBRARY, AutoPopulateParams, ResolveMapParams
@@ -229,7 +229,7 @@ async def check_cad_file(
     return check("cad_file", "fail", f"intake {handle.id} failed: {reason}")
 
 
-async def _intake_failure(handle: Any) -> str:
+async def _intake_failure(handle: WorkflowHandle[Any, Any]) -> str:
     """A failed intake's error, as its failure carries it: `code: message` (at node)."""
     try:
         await handle.result()
