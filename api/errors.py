@@ -25,6 +25,7 @@ from core.errors import (
     LegacyMappingError,
     NotFoundError,
     OperatorActionRefusedError,
+    PreflightFailedError,
     ProdgraphError,
     TemporalUnavailableError,
 )
@@ -48,6 +49,7 @@ STATUS: dict[type[ProdgraphError], int] = {
     InvalidOutputTypeError: 422,
     ContractViolationError: 422,
     InvalidCadFileError: 422,
+    PreflightFailedError: 422,
     ProdgraphError: 400,
 }
 HTTP_CODES = {

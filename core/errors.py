@@ -67,6 +67,16 @@ class DispatchError(ProdgraphError):
     code = "dispatch_refused"
 
 
+class PreflightFailedError(ProdgraphError):
+    """An order line failed a preflight check, so nothing was started; `checks` lists them all."""
+
+    code = "preflight_failed"
+
+    def __init__(self, message: str, *, checks: list[dict[str, Any]], problems: list[dict[str, Any]] | None):
+        super().__init__(message, problems=problems)
+        self.details = {"checks": checks}
+
+
 class NotFoundError(ProdgraphError):
     """A resource the request names does not exist."""
 

@@ -65,7 +65,14 @@ class Catalog:
                     ArtifactKind.production_blend,
                     ArtifactKind.preview_thumbnail,
                 ),
-                ("the CAD file's intake completed: GLB and bbox exist",),
+                (
+                    "the CAD file is the caller's, and its intake completed or can start",
+                    "the output type is active and sold for the order's product category",
+                    "the workflow is valid against the current catalogue and compiles",
+                    "the output type's material constraints can be met",
+                    "workers poll every task queue the plan needs",
+                    "every render is within the render budget (pixels × samples × frames)",
+                ),
             ),
         }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,10 +10,10 @@ from pydantic import ValidationError
 from core.errors import InvalidDefinitionError, first_problem
 from core.settings import get_settings
 from registry.catalog import Catalog
-from registry.definition import WorkflowDefinition
+from registry.definition import WorkflowDefinition, WorkflowNode
 from registry.families import OrderLineEntry
 from registry.plan import ExecutionPlan, ParamSource, PlanNode, PortBinding
-from registry.validation import resolve_input, topological_order, validate_definition
+from registry.validation import input_sources, parents_of, topological_order, validate_definition
 
 
 def compile_plan(
@@ -43,12 +42,15 @@ def compile_plan(
         layers,
         f"workflow {definition.id!r}",
     )
+    # Valid, so node ids are unique, edges name known nodes and there is no cycle.
+    index = {node.id: position for position, node in enumerate(definition.nodes)}
     edges = list(dict.fromkeys((edge.source, edge.target) for edge in definition.edges))
-    order = topological_order([node.id for node in definition.nodes], edges) or []
-    producers = _producers(definition, catalog)
-    entry_fields = catalog.families[definition.family].entry_fields()
+    parents = parents_of(index, edges)
+    order = topological_order(index, edges) or []
+    sources = input_sources(definition, catalog, index, order, parents)
     nodes = [
-        _plan_node(definition, catalog, node_id, edges, producers, entry_fields, layers) for node_id in order
+        _plan_node(definition, catalog, definition.nodes[index[node_id]], parents, sources, layers)
+        for node_id in order
     ]
     return ExecutionPlan(
         workflow_id=definition.id,
@@ -82,22 +84,32 @@ def compile_intake(definition: WorkflowDefinition, catalog: Catalog) -> Executio
     return plan
 
 
-def _plan_node(definition, catalog, node_id, edges, producers, entry_fields, layers) -> PlanNode:
-    node = definition.node(node_id)
+def _plan_node(
+    definition: WorkflowDefinition,
+    catalog: Catalog,
+    node: WorkflowNode,
+    parents: dict[str, list[str]],
+    input_nodes: dict[str, dict[str, tuple[str, ...]]],
+    layers: Sequence[tuple[ParamSource, dict[str, Any]]],
+) -> PlanNode:
     spec = catalog.specs[node.step]
     params, sources = effective_params(node.id, spec.params_model, node.params, layers)
+    entry_fields = catalog.families[definition.family].entry_fields()
     inputs = {}
-    for field in spec.data_inputs():
-        source, problem = resolve_input(node_id, field, producers, edges, entry_fields)
-        if not problem:
-            inputs[field] = PortBinding(source_node=source, field=field)
+    # Validation has refused ambiguous inputs; a field with no producer comes from the entry
+    # context when it has it, and an optional one it lacks stays unbound.
+    for field, producers in input_nodes[node.id].items():
+        if producers:
+            inputs[field] = PortBinding(source_node=producers[0], field=field)
+        elif field in entry_fields:
+            inputs[field] = PortBinding(source_node=None, field=field)
     return PlanNode(
         id=node.id,
         step=node.step,
         module_key=spec.key,
         task_queue=spec.task_queue,
         local=spec.local,
-        depends_on=sorted(source for source, target in edges if target == node_id),
+        depends_on=sorted(parents[node.id]),
         inputs=inputs,
         params=params,
         param_sources=sources,
@@ -202,14 +214,6 @@ def check_override_targets(
                         }
                     ],
                 )
-
-
-def _producers(definition: WorkflowDefinition, catalog: Catalog) -> dict[str, list[str]]:
-    producers: dict[str, list[str]] = defaultdict(list)
-    for node in definition.nodes:
-        for field in catalog.specs[node.step].data_outputs():
-            producers[field].append(node.id)
-    return producers
 
 
 def override_layers(

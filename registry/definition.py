@@ -8,14 +8,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.vocabulary import FailurePolicy, Family, RetryOverride
 
+#: Longest ids (of definitions, nodes and the edges' ends) and step keys.
+MAX_ID_LENGTH = 128
+#: Longest name and description of a definition.
+MAX_NAME_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 4000
+
 
 class WorkflowNode(BaseModel):
     """A node: which step runs, with which parameters, retry and failure policy."""
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=128)
-    step: str
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    step: str = Field(max_length=MAX_ID_LENGTH)
     params: dict[str, Any] = {}
     ui: dict[str, Any] = {}
     retry: RetryOverride = RetryOverride()
@@ -29,8 +35,8 @@ class WorkflowEdge(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: str
-    target: str
+    source: str = Field(max_length=MAX_ID_LENGTH)
+    target: str = Field(max_length=MAX_ID_LENGTH)
 
 
 class WorkflowDefinition(BaseModel):
@@ -38,14 +44,14 @@ class WorkflowDefinition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=128)
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     version: int = Field(ge=1)
     family: Family
-    name: str
-    description: str = ""
+    name: str = Field(max_length=MAX_NAME_LENGTH)
+    description: str = Field("", max_length=MAX_DESCRIPTION_LENGTH)
     migration_graph: bool = False
     """Accept nodes of several families (visible migration graphs only)."""
-    catalog_version: str | None = None
+    catalog_version: str | None = Field(None, max_length=64)
     """Catalogue ETag the definition was last validated against."""
     nodes: list[WorkflowNode]
     edges: list[WorkflowEdge] = []

@@ -71,7 +71,8 @@ class WorkflowFamily:
         "every step is in the catalogue and in this family's palette",
         "entry nodes (no incoming edges) belong to this family",
         "nodes of other families only in a graph marked migration_graph",
-        "node ids unique, edges name existing nodes, no cycles, at most 200 nodes",
+        "node ids unique, edges name existing nodes, no cycles, at most 200 nodes and 1000 edges",
+        "each node's params and ui: at most 1000 values, 8 levels deep, strings of 4096 characters",
         "params match the node's param schema",
         "every consumed input is produced by exactly one nearest upstream node or the entry context",
     )

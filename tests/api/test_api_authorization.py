@@ -77,6 +77,7 @@ ROUTES: dict[str, Access] = {
     "GET /api/output-types/{slug}/parity": STAFF_READ,
     "POST /api/legacy/map": AUTHORS,
     "POST /api/order-lines": Access((CLIENT,)),
+    "POST /api/order-lines/preflight": Access((CLIENT,)),
     "GET /api/order-lines/{workflow_id}": Access((CLIENT, OPERATOR), owned="order_line"),
     "GET /api/runs": Access((CLIENT, OPERATOR)),
     "GET /api/runs/{workflow_id}": Access((CLIENT, OPERATOR), owned="run"),

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from conftest import STEP_FIXTURES
 from core import temporal as attributes
+from support.pollers import until_polled
 
 pytestmark = [pytest.mark.e2e]
 OTHER_TOKEN = "another-owners-token-0123456789"
@@ -42,6 +43,7 @@ async def test_an_order_line_runs_through_its_output_type(temporal_env, settings
     address = temporal_env.client.service_client.config.target_host
     app_settings = with_test_key(settings.model_copy(update={"temporal_address": address}))
     app_settings.api_keys[OTHER_TOKEN] = "someone-else"
+    await until_polled(session)  # the launch's preflight asks Temporal for them
     with authorized(create_app(app_settings)) as client:
         launched = launch(client, "studio-still")
         assert launched.status_code == 202, launched.json()

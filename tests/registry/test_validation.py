@@ -16,10 +16,17 @@ import registry.validation
 from registry.catalog import default_catalog
 from registry.starters import STARTER_DIR
 from registry.validation import (
+    DEFAULT_LIMITS,
+    MAX_EDGES,
     MAX_NODES,
+    MAX_STRING,
+    DefinitionLimits,
     Problem,
     ValidationReport,
     ancestors_of,
+    nearest_producers,
+    nodes_on_cycles,
+    parents_of,
     topological_order,
     validate_document,
 )
@@ -357,3 +364,98 @@ def placed_report(document: Document) -> tuple[bool, list, list, str | None]:
 @given(flawed_dags(), st.randoms(use_true_random=False))
 def test_report_does_not_depend_on_list_or_key_order(document: Document, rng: random.Random) -> None:
     assert placed_report(shuffled(document, rng)) == placed_report(document)
+
+
+# --- limits, and the linear passes against the quadratic definitions they replace ------------
+
+
+def test_too_many_edges_fixture_is_one_over_the_limit() -> None:
+    assert len(load_fixture("too_many_edges.json")["edges"]) == MAX_EDGES + 1
+
+
+def test_a_graph_far_over_the_limits_is_refused_unread() -> None:
+    # Entries that are not nodes at all: were they parsed, each would be an invalid_shape.
+    document = {"id": "huge", "version": 1, "family": "cad_file", "name": "huge"}
+    document |= {"nodes": [7] * (50 * MAX_NODES), "edges": [7] * (50 * MAX_EDGES)}
+    report = validate_document(document, default_catalog())
+    assert [(p.code, p.path) for p in report.errors] == [
+        ("too_many_edges", "$.edges"),
+        ("too_many_nodes", "$.nodes"),
+    ]
+    assert str(50 * MAX_NODES) in report.errors[1].message and str(MAX_NODES) in report.errors[1].message
+
+
+def test_limits_can_be_raised_per_call() -> None:
+    document = load_fixture("too_many_nodes.json")
+    roomy = DefinitionLimits(max_nodes=MAX_NODES + 1)
+    report = validate_document(document, default_catalog(), roomy)
+    assert "too_many_nodes" not in error_codes(report)
+
+
+@pytest.mark.parametrize(
+    ("where", "path"),
+    [
+        (lambda d: d["nodes"][1].update(step="cad." + "x" * 200), "$.nodes[1].step"),
+        (lambda d: d["edges"][0].update(source="r" * 200), "$.edges[0].source"),
+        (lambda d: d.update(name="n" * 1000), "$.name"),
+    ],
+)
+def test_over_long_strings_of_the_definition_are_shape_errors_with_their_place(where, path: str) -> None:
+    document = load_fixture("unresolved_input.json")
+    where(document)
+    report = validate(document)
+    problem = next(p for p in report.errors if p.path == path)
+    assert problem.code == "invalid_shape" and "at most" in problem.message
+    if path.startswith("$.nodes"):
+        assert problem.node_id == "extract"
+
+
+def test_a_param_string_over_the_limit_names_node_and_param() -> None:
+    document = two_stills({"template": "t" * (MAX_STRING + 1)})
+    report = validate(document)
+    assert [(p.code, p.node_id, p.path) for p in report.errors] == [
+        ("string_too_long", "top", "$.nodes[1].params.template")
+    ]
+
+
+def reference_nearest(node_id: str, field: str, producers: dict[str, list[str]], edges) -> list[str]:
+    """The nearest producers as the validator used to find them: ancestors per node, quadratic."""
+    upstream = ancestors_of(node_id, edges)
+    candidates = sorted(producer for producer in producers.get(field, []) if producer in upstream)
+    return [
+        c
+        for c in candidates
+        if not any(c in ancestors_of(other, edges) for other in candidates if other != c)
+    ]
+
+
+@PROPERTY_SETTINGS
+@given(random_dags(), st.data())
+def test_nearest_producers_match_the_quadratic_definition(
+    dag: tuple[list[str], list[tuple[str, str]]], data: st.DataObject
+) -> None:
+    ids, edges = dag
+    makers = {field: data.draw(st.sets(st.sampled_from(ids))) for field in ("a", "b")}
+    order = topological_order(ids, edges)
+    assert order is not None
+    wanted = {node_id: ["a", "b"] for node_id in ids}
+    found = nearest_producers(order, parents_of(ids, edges), makers, wanted)
+    as_lists = {field: sorted(nodes) for field, nodes in makers.items()}
+    for node_id in ids:
+        for field in ("a", "b"):
+            assert list(found[node_id][field]) == reference_nearest(node_id, field, as_lists, edges)
+
+
+@PROPERTY_SETTINGS
+@given(random_dags(), st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=4))
+def test_nodes_on_cycles_are_those_upstream_of_themselves(dag, extra: list[tuple[int, int]]) -> None:
+    ids, edges = dag
+    edges = edges + [(ids[a % len(ids)], ids[b % len(ids)]) for a, b in extra if a % len(ids) != b % len(ids)]
+    expected = {node_id for node_id in ids if node_id in ancestors_of(node_id, edges)}
+    assert nodes_on_cycles(ids, edges) == expected
+
+
+def test_the_families_state_the_limits_validation_enforces() -> None:
+    rules = " ".join(default_catalog().families["order_line"].validation_rules)
+    for limit in (MAX_NODES, MAX_EDGES, MAX_STRING, DEFAULT_LIMITS.max_values, DEFAULT_LIMITS.max_depth):
+        assert f"{limit} " in rules
