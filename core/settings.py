@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     """Largest request body (MiB) the API's JSON routes read; larger ones are answered 413."""
     max_json_depth: int = Field(32, ge=1, le=256)
     """Deepest nesting of arrays and objects the API accepts in a JSON body (422 beyond)."""
+    max_upload_mb: float = Field(200.0, gt=0)
+    """Largest CAD file (MiB) `POST /api/cad-files` accepts; counted while it streams in (413)."""
 
     def artifact_root(self) -> Path:
         """Resolved artifact store directory."""
