@@ -105,6 +105,9 @@ async def receive_step_file(request: Request, store: LocalArtifactStore, max_mb:
     """
     max_bytes = int(max_mb * MIB)
     boundary = _boundary(request.headers.get("content-type", ""))
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes + ENVELOPE_BYTES:
+        raise _too_large(max_mb)  # before reading a byte (a client that sent Expect: 100-continue sends none)
     found = _FileField()
     parser = MultipartParser(boundary, found.callbacks())
     received = 0
