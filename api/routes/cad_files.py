@@ -133,11 +133,11 @@ async def read_cad_file(
 async def _public(
     record: CadFileRecord, temporal: TemporalSession, session: Session, settings: Settings
 ) -> CadFilePublic:
-    """The file's answer; its intake's artifacts are granted to its owner as they are shown."""
+    """The file's answer; the GLB it links is granted to the file's owner as it is shown."""
     state: IntakeState = await cad_files.intake_state(temporal, record)
-    if state.artifacts:
-        await run_in_threadpool(grant, session, record.owner, state.artifacts, state.workflow_id)
     glb = next((ref for ref in state.artifacts if ref.role == "glb"), None)
+    if glb is not None:
+        await run_in_threadpool(grant, session, record.owner, [glb], state.workflow_id)
     intake = IntakeView(
         workflow_id=state.workflow_id,
         status=state.status,
