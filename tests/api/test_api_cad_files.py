@@ -3,6 +3,7 @@ per owner, one intake each (on a real Temporal dev server; no workers needed).""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from activities.artifacts import LocalArtifactStore
 from api.app import create_app
+from api.public import public_error
 from conftest import STEP_FIXTURES
 from core.settings import Settings
 
@@ -176,3 +178,35 @@ def test_an_empty_file_a_missing_field_or_another_body_is_refused(client, app_se
     two = client.post("/api/cad-files", files=[("file", ("a.step", PART.read_bytes()))] * 2)
     assert_error(two, 422, "invalid_request", "file")
     assert stored_files(app_settings) == []
+
+
+@pytest.mark.e2e
+@pytest.mark.occt
+async def test_a_failed_intake_is_reported_without_server_paths(app_settings, session):
+    """A file with a STEP header and no geometry passes the sniff; its intake fails on a worker."""
+    with authorized(create_app(app_settings)) as client:
+        uploaded = upload(client, STEP_FIXTURES / "malformed_header_only_no_data.step")
+        assert uploaded.status_code == 201, uploaded.text
+        for _ in range(240):
+            answer = client.get(f"/api/cad-files/{uploaded.json()['id']}")
+            if answer.json()["intake"]["status"] != "running":
+                break
+            await asyncio.sleep(0.5)  # the in-process workers run on this loop
+    intake = answer.json()["intake"]
+    assert intake["status"] == "failed" and intake["glb"] is None, intake
+    assert intake["error"]["code"] == "invalid_cad_file"
+    assert "file://" not in answer.text and str(app_settings.state_dir) not in answer.text
+
+
+def test_error_messages_lose_server_paths(app_settings):
+    store = app_settings.artifact_root()
+    message = (
+        f"artifact glb (0123) missing at {store}/ab/abcd.glb; quarantined under {store}/_quarantine; "
+        f"see file:///srv/elsewhere/x.png or {app_settings.input_folders()[0]}/1f/part.step"
+    )
+    cleaned = public_error({"code": "artifact_missing", "message": message}, app_settings)
+    assert cleaned == {
+        "code": "artifact_missing",
+        "message": "artifact glb (0123) missing at abcd.glb; quarantined under _quarantine; "
+        "see x.png or part.step",
+    }
