@@ -44,6 +44,9 @@ class _FileField:
     found: bool = False
     problem: EdgeError | None = None
     pending: list[bytes] = field(default_factory=list)
+    """File bytes received and not yet written."""
+    head: bytes = b""
+    """The file's first STEP_HEAD_BYTES, for the STEP check."""
     _header_field: bytearray = field(default_factory=bytearray)
     _header_value: bytearray = field(default_factory=bytearray)
     _disposition: bytes = b""
@@ -83,7 +86,10 @@ class _FileField:
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self.in_file:
-            self.pending.append(data[start:end])
+            block = data[start:end]
+            self.pending.append(block)
+            if len(self.head) < STEP_HEAD_BYTES:
+                self.head += block[: STEP_HEAD_BYTES - len(self.head)]
 
 
 @dataclass
@@ -111,7 +117,6 @@ async def receive_step_file(request: Request, store: LocalArtifactStore, max_mb:
     found = _FileField()
     parser = MultipartParser(boundary, found.callbacks())
     received = 0
-    head = b""
     with store.receive(".step") as incoming:
         async for chunk in request.stream():
             received += len(chunk)
@@ -123,10 +128,8 @@ async def receive_step_file(request: Request, store: LocalArtifactStore, max_mb:
                 raise _invalid(f"the multipart body is malformed: {error}", "body") from None
             if found.problem:
                 raise found.problem
-            if len(head) < STEP_HEAD_BYTES and found.pending:
-                head = (head + b"".join(found.pending))[:STEP_HEAD_BYTES]
-                if len(head) == STEP_HEAD_BYTES and not is_step_header(head):
-                    raise _not_step()
+            if len(found.head) == STEP_HEAD_BYTES and not is_step_header(found.head):
+                raise _not_step()
             pending = sum(map(len, found.pending))
             if incoming.size + pending > max_bytes:
                 raise _too_large(max_mb)
@@ -138,7 +141,7 @@ async def receive_step_file(request: Request, store: LocalArtifactStore, max_mb:
             raise _invalid("the form has no `file` field", FILE_FIELD)
         if incoming.size == 0:
             raise InvalidCadFileError("the uploaded file is empty", field=FILE_FIELD)
-        if not is_step_header(head):
+        if not is_step_header(found.head):
             raise _not_step()
         ref = await run_in_threadpool(incoming.commit, "step_file", "model/step")
     return ReceivedFile(ref=ref, filename=found.filename)

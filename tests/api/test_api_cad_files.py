@@ -17,6 +17,7 @@ from api.app import create_app
 from api.public import public_error
 from conftest import STEP_FIXTURES
 from core.settings import Settings
+from persistence.engine import prepare_database
 
 OTHER_TOKEN = "another-owners-token-0123456789"
 STRANGER = {"Authorization": f"Bearer {OTHER_TOKEN}"}
@@ -108,32 +109,37 @@ def test_a_file_over_the_limit_is_413_and_nothing_is_kept(app_settings):
         assert upload(client, PART).status_code == 201
 
 
-async def test_the_limit_is_enforced_while_the_body_streams_in(app_settings):
-    """The app stops reading a body as soon as the file passes the limit, and removes what it wrote."""
-    app = create_app(app_settings.model_copy(update={"max_upload_mb": 1}))
-    app.state.temporal = object()  # refused before the intake could start: no server needed
-    boundary = "xyzzy"
-    opening = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.step"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\nISO-10303-21;\n"
+BOUNDARY = "xyzzy"
+
+
+def opening(name: str = "part.step") -> bytes:
+    """A multipart body's start, up to the file's first byte."""
+    return (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
     ).encode()
-    block = b"/* padding */ " * 4681  # 64 KiB
-    sent = 0
+
+
+async def post_chunks(app, chunks: Iterator[bytes]) -> tuple[int, dict, int]:
+    """POST a body to the ASGI app one chunk per message, with no Content-Length, as a streaming
+    client does; (status, JSON answer, chunks the app took)."""
+    taken = 0
 
     async def receive() -> dict:
-        nonlocal sent
-        sent += 1
-        if sent > 3200:  # 200 MiB: far past any sane stop
+        nonlocal taken
+        chunk = next(chunks, None)
+        if chunk is None:
             return {"type": "http.request", "body": b"", "more_body": False}
-        return {"type": "http.request", "body": opening if sent == 1 else block, "more_body": True}
+        taken += 1
+        return {"type": "http.request", "body": chunk, "more_body": True}
 
-    answer: dict = {}
+    answer: dict = {"body": b""}
 
     async def send(message: dict) -> None:
         if message["type"] == "http.response.start":
             answer["status"] = message["status"]
         elif message["type"] == "http.response.body":
-            answer["body"] = answer.get("body", b"") + message.get("body", b"")
+            answer["body"] += message.get("body", b"")
 
     scope = {
         "type": "http",
@@ -148,16 +154,46 @@ async def test_the_limit_is_enforced_while_the_body_streams_in(app_settings):
         "headers": [
             (b"host", b"test"),
             (b"authorization", f"Bearer {TEST_TOKEN}".encode()),
-            (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+            (b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode()),
         ],
         "client": ("127.0.0.1", 1),
         "server": ("test", 80),
     }
     await app(scope, receive, send)
-    assert answer["status"] == 413, answer
-    assert json.loads(answer["body"])["error"]["code"] == "payload_too_large"
-    assert sent <= 1 + 16 + 2  # the opening, 1 MiB of blocks, and at most a block or two more
+    return answer["status"], json.loads(answer["body"]), taken
+
+
+async def test_the_limit_is_enforced_while_the_body_streams_in(app_settings):
+    """The app stops reading a body as soon as the file passes the limit, and removes what it wrote."""
+    app = create_app(app_settings.model_copy(update={"max_upload_mb": 1}))
+    block = b"/* padding */ " * 4681  # 64 KiB
+
+    def endless() -> Iterator[bytes]:
+        yield opening() + b"ISO-10303-21;\n"
+        for _ in range(3200):  # 200 MiB: far past any sane stop
+            yield block
+
+    status, answer, taken = await post_chunks(app, endless())
+    assert status == 413 and answer["error"]["code"] == "payload_too_large", answer
+    assert taken <= 1 + 16 + 2  # the opening, 1 MiB of blocks, and at most a block or two more
     assert stored_files(app_settings) == []
+
+
+async def test_the_step_check_reads_the_head_across_chunks(app_settings):
+    """A header after leading blank lines, arriving in small chunks, is found; garbage is refused."""
+    app = create_app(app_settings)
+    prepare_database(app.state.engine, app.state.catalog)  # what the lifespan does
+    content = b"\r\n" * 400 + PART.read_bytes()
+    body = opening() + content + f"\r\n--{BOUNDARY}--\r\n".encode()
+    status, answer, _ = await post_chunks(app, (body[at : at + 100] for at in range(0, len(body), 100)))
+    assert status == 201 and answer["size"] == len(content), answer
+
+    garbage = opening() + b"\r\n" * 400 + b"solid cube\n" + b"facet normal 0 0 1\n" * 200
+    status, answer, taken = await post_chunks(
+        app, (garbage[at : at + 100] for at in range(0, len(garbage), 100))
+    )
+    assert status == 415 and answer["error"]["field"] == "file", answer
+    assert taken < len(garbage) // 100  # refused once the head was read, not at the end
 
 
 @pytest.mark.parametrize("fixture", ["malformed_png_renamed.step", "malformed_obj_renamed.step"])
