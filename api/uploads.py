@@ -42,6 +42,8 @@ class _FileField:
     parts: int = 0
     in_file: bool = False
     found: bool = False
+    complete: bool = False
+    """The closing boundary arrived."""
     problem: EdgeError | None = None
     pending: list[bytes] = field(default_factory=list)
     """File bytes received and not yet written."""
@@ -60,6 +62,7 @@ class _FileField:
             "on_header_end": self._header_end,
             "on_headers_finished": self._headers_finished,
             "on_part_data": self._part_data,
+            "on_end": self._end,
         }
 
     def _part_begin(self) -> None:
@@ -77,12 +80,16 @@ class _FileField:
         _, options = parse_options_header(self._disposition)
         name = options.get(b"name", b"").decode("utf-8", "replace")
         if name != FILE_FIELD:
-            self.problem = self.problem or _invalid(f"unknown form field {name!r}: send only `file`", name)
+            message = f"unknown form field {name!r}: send only `file`"
+            self.problem = self.problem or _invalid(message, name or "body")
         elif self.found:
             self.problem = self.problem or _invalid("send one file per upload", FILE_FIELD)
         else:
             self.in_file = self.found = True
             self.filename = options.get(b"filename", b"").decode("utf-8", "replace")
+
+    def _end(self) -> None:
+        self.complete = True
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self.in_file:
@@ -139,6 +146,8 @@ async def receive_step_file(request: Request, store: LocalArtifactStore, max_mb:
         await _flush(found, incoming)
         if not found.found:
             raise _invalid("the form has no `file` field", FILE_FIELD)
+        if not found.complete:
+            raise _invalid("the multipart body ends before its closing boundary", "body")
         if incoming.size == 0:
             raise InvalidCadFileError("the uploaded file is empty", field=FILE_FIELD)
         if not is_step_header(found.head):

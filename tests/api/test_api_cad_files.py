@@ -246,3 +246,20 @@ def test_error_messages_lose_server_paths(app_settings):
         "message": "artifact glb (0123) missing at abcd.glb; quarantined under _quarantine; "
         "see x.png or part.step",
     }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        opening() + PART.read_bytes(),  # no closing boundary: the body was cut short
+        b"hello world",
+        f"--{BOUNDARY}\r\nbroken header line\r\n\r\nISO-10303-21;\r\n--{BOUNDARY}--\r\n".encode(),
+        b"\x00" * 100,
+    ],
+    ids=["truncated", "not multipart", "broken part header", "binary noise"],
+)
+def test_a_malformed_multipart_body_is_422_and_nothing_is_kept(client, app_settings, body):
+    content_type = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
+    answer = client.post("/api/cad-files", content=body, headers=content_type)
+    assert_error(answer, 422, "invalid_request", "body")
+    assert stored_files(app_settings) == []
