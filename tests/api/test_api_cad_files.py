@@ -98,7 +98,10 @@ def test_the_file_name_is_for_display_only(client):
     assert answer.status_code == 201 and answer.json()["filename"] == "passwd.step"
 
 
-def test_a_file_over_the_limit_is_413_and_nothing_is_kept(app_settings):
+def test_a_file_over_the_limit_is_413_and_nothing_is_kept(app_settings, monkeypatch):
+    assert Settings().max_upload_mb == 200
+    monkeypatch.setenv("PRODGRAPH_MAX_UPLOAD_MB", "0.5")
+    assert Settings().max_upload_mb == 0.5
     small = app_settings.model_copy(update={"max_upload_mb": 0.1})  # 100 KiB + the 18 KB part fits
     big = STEP_FIXTURES / "malformed_truncated.step"  # 200 kB, a STEP header
     with authorized(create_app(small)) as client:
