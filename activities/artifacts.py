@@ -6,7 +6,9 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import stat
 import tempfile
 import time
 import uuid
@@ -38,6 +40,9 @@ MEDIA_TYPES = {
 BLOCK = 1 << 20
 #: Name of a file being written; never a blob, removed when its writer fails or goes stale.
 PARTIAL_SUFFIX = ".partial"
+#: A store reference names a blob by content only (`store:<sha256><suffix>`), never by path, so
+#: whoever holds one can point at nothing but a blob of the store, and its read is verified.
+STORE_REFERENCE = re.compile(r"store:(?P<sha256>[0-9a-f]{64})(?P<suffix>\.[a-z0-9]{1,8})?")
 
 
 class ArtifactRef(BaseModel):
@@ -60,6 +65,22 @@ class ArtifactRef(BaseModel):
     def suffix(self) -> str:
         """File extension of the stored blob (".png"), or "" when it has none."""
         return _location(self).suffix
+
+
+def store_reference(ref: ArtifactRef) -> str:
+    """The store reference of a stored artifact (`store:<sha256><suffix>`)."""
+    return f"store:{ref.sha256}{ref.suffix}"
+
+
+def parse_store_reference(text: str) -> tuple[str, str] | None:
+    """(sha256, suffix) of a store reference, or None when text is not exactly one."""
+    match = STORE_REFERENCE.fullmatch(text)
+    return (match["sha256"], match["suffix"] or "") if match else None
+
+
+def local_path(ref: ArtifactRef) -> Path:
+    """Where a reference points on this host (unverified: read through the store)."""
+    return _location(ref)
 
 
 def media_type_for(path: Path) -> str:
@@ -153,6 +174,63 @@ class LocalArtifactStore:
                 raise
         return target
 
+    def find(self, sha256: str, suffix: str, role: str, media_type: str) -> ArtifactRef:
+        """The blob of this content, verified; only a regular file at exactly its own place.
+
+        Raises:
+            ArtifactMissingError: no such blob, or something other than a plain file (a link,
+                a folder) stands in its place or on the way to it.
+            ArtifactCorruptError: the blob does not hash to its name; it has been quarantined.
+        """
+        target = self.root / sha256[:2] / f"{sha256}{suffix}"
+        try:
+            seen = os.lstat(target)
+            placed = stat.S_ISREG(seen.st_mode) and target.resolve(strict=True) == target
+        except OSError:
+            placed = False
+        if not placed:
+            raise ArtifactMissingError(f"no stored {role} {sha256[:12]}")
+        ref = ArtifactRef(
+            uri=target.as_uri(), sha256=sha256, size=seen.st_size, media_type=media_type, role=role
+        )
+        self.path_of(ref)
+        return ref
+
+    def open_verified(self, ref: ArtifactRef) -> BinaryIO:
+        """The referenced blob, open at its start, after its bytes were hashed through this very
+        handle (a put replacing the file meanwhile cannot change what it reads); the caller
+        closes it. Only blobs inside the store are opened.
+
+        Raises:
+            ArtifactMissingError: no blob where the reference points, or it points outside.
+            ArtifactCorruptError: the blob's bytes do not hash to the reference; quarantined.
+        """
+        path = _location(ref)
+        if not path.is_relative_to(self.root):
+            raise ArtifactMissingError(f"artifact {ref.role} ({ref.sha256[:12]}) is not in the store")
+        handle = self._handle(ref, path)
+        try:
+            self._check(ref, path, *_copy(handle))
+            handle.seek(0)
+        except BaseException:
+            handle.close()
+            raise
+        return handle
+
+    def was_quarantined(self, sha256: str) -> bool:
+        """Whether a blob of this content has been quarantined as corrupt."""
+        folder = self.quarantine_root
+        return folder.is_dir() and any(folder.glob(f"*-{sha256[:16]}-*.json"))
+
+    @contextmanager
+    def receive(self, suffix: str = "") -> Iterator[IncomingBlob]:
+        """A blob being streamed in (an upload): hashed and counted as it is written to a
+        private scratch file on the store's disk; `commit` files it under its hash. Whatever is
+        not committed is removed when the block ends, however it ends."""
+        with self.scratch_file(f"incoming{PARTIAL_SUFFIX}") as path:
+            with open(path, "xb") as handle:
+                yield IncomingBlob(self, handle, path, suffix)
+
     def remove_stale_partials(self, older_than_s: float) -> list[Path]:
         """Remove temporary files of puts whose writer was killed mid-copy (older_than_s
         untouched); return them. Age is the only safe sign on a store several hosts share."""
@@ -199,16 +277,18 @@ class LocalArtifactStore:
 
     @contextmanager
     def _open(self, ref: ArtifactRef, path: Path) -> Iterator[BinaryIO]:
+        with self._handle(ref, path) as handle:
+            yield handle
+
+    def _handle(self, ref: ArtifactRef, path: Path) -> BinaryIO:
         try:
-            handle = path.open("rb")
+            return path.open("rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ArtifactMissingError(self._missing_message(ref, path)) from None
-        with handle:
-            yield handle
 
     def _missing_message(self, ref: ArtifactRef, path: Path) -> str:
         message = f"artifact {ref.role} ({ref.sha256[:12]}) missing at {path}"
-        if self.quarantine_root.is_dir() and any(self.quarantine_root.glob(f"*-{ref.sha256[:16]}-*.json")):
+        if self.was_quarantined(ref.sha256):
             message += "; it was quarantined as corrupt: re-run the module that produced it"
         return message
 
@@ -233,6 +313,20 @@ class LocalArtifactStore:
                 return True
             self._quarantine(target, expected=digest, actual=actual, seen=seen, role=role)
             return False
+
+    def _adopt(self, partial: Path, digest: str, suffix: str, role: str) -> Path:
+        """File a complete, fsynced file under its hash by renaming it (same disk); a blob
+        already there is verified first and kept when intact."""
+        target = self.root / digest[:2] / f"{digest}{suffix}"
+        if self._intact(target, digest, role):
+            return target
+        folder = target.parent
+        if not folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            _fsync_folder(folder.parent)
+        os.replace(partial, target)
+        _fsync_folder(folder)
+        return target
 
     def _write(self, source: Path, target: Path, digest: str) -> None:
         folder = target.parent
@@ -293,6 +387,35 @@ class LocalArtifactStore:
         _fsync_folder(folder)
         _fsync_folder(path.parent)
         logger.error("quarantined corrupt artifact %s (%s) as %s", role, expected[:12], moved)
+
+
+class IncomingBlob:
+    """Bytes being streamed into the store: hashed and counted as they are written."""
+
+    def __init__(self, store: LocalArtifactStore, handle: BinaryIO, path: Path, suffix: str):
+        self._store = store
+        self._handle = handle
+        self._path = path
+        self._suffix = suffix
+        self._digest = hashlib.sha256()
+        self.size = 0
+        """Bytes written so far."""
+
+    def write(self, data: bytes) -> None:
+        """Append bytes."""
+        self._handle.write(data)
+        self._digest.update(data)
+        self.size += len(data)
+
+    def commit(self, role: str, media_type: str) -> ArtifactRef:
+        """Make the bytes durable and file them under their hash; their reference."""
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        digest = self._digest.hexdigest()
+        target = self._store._adopt(self._path, digest, self._suffix, role)
+        return ArtifactRef(
+            uri=target.as_uri(), sha256=digest, size=self.size, media_type=media_type, role=role
+        )
 
 
 def _location(ref: ArtifactRef) -> Path:

@@ -6,13 +6,27 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from activities.artifacts import ArtifactRef, LocalArtifactStore
+from activities.artifacts import ArtifactRef, LocalArtifactStore, local_path, parse_store_reference
 from activities.child_process import ChildJobRunner
 from activities.module import CONTRACT, production_module
-from core.errors import CadFileNotAllowedError, CadFileNotFoundError, InvalidCadFileError, JobCrashedError
+from core.errors import (
+    ArtifactMissingError,
+    CadFileNotAllowedError,
+    CadFileNotFoundError,
+    InvalidCadFileError,
+    JobCrashedError,
+)
 from core.vocabulary import RetryPolicy
 
 STEP_MAGIC = b"ISO-10303-21"
+#: How much of a file's start the STEP check reads.
+STEP_HEAD_BYTES = 1024
+
+
+def is_step_header(head: bytes) -> bool:
+    """Whether a file's first bytes (STEP_HEAD_BYTES of them suffice) open an ISO 10303-21 file;
+    a UTF-8 byte order mark and leading whitespace are allowed."""
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(STEP_MAGIC)
 
 
 class BBox(BaseModel):
@@ -67,7 +81,8 @@ class ResolveStepPathInput(BaseModel):
     model_config = CONTRACT
 
     step_path: str
-    """Absolute path of the STEP file on storage all workers can reach."""
+    """Absolute path of the STEP file under an input root all workers can reach, or the store
+    reference of an uploaded one (`store:<sha256>.step`)."""
     params: ResolveStepPathParams = ResolveStepPathParams()
     """Module parameters."""
 
@@ -208,6 +223,13 @@ class GlbJobRequest(StepJobRequest):
 CAD_RETRY = RetryPolicy(max_attempts=2)
 
 
+def _not_allowed() -> CadFileNotAllowedError:
+    return CadFileNotAllowedError(
+        "the STEP file path is outside the input folders this worker reads; send the file by "
+        "upload or place it in a configured input root"
+    )
+
+
 class CadActivities:
     """The CAD modules, bound to an artifact store and a child-job runner."""
 
@@ -228,7 +250,8 @@ class CadActivities:
     )
     async def resolve_step_path(self, input: ResolveStepPathInput) -> ResolveStepPathOutput:
         """Check that the STEP file exists, is a STEP file and is within limits; store it."""
-        path = self._allowed(input.step_path)
+        stored = self._stored(input.step_path)
+        path = local_path(stored) if stored else self._allowed(input.step_path)
         if not path.is_file():
             raise CadFileNotFoundError(f"no such STEP file: {path.name}")
         size = path.stat().st_size
@@ -239,10 +262,10 @@ class CadActivities:
                 f"{path.name}: {size} bytes is over the {input.params.max_size_mb} MB limit"
             )
         with path.open("rb") as handle:
-            head = handle.read(1024).lstrip(b"\xef\xbb\xbf \t\r\n")
-        if not head.startswith(STEP_MAGIC):
+            head = handle.read(STEP_HEAD_BYTES)
+        if not is_step_header(head):
             raise InvalidCadFileError(f"{path.name}: not a STEP file (no ISO-10303-21 header)")
-        ref = self.store.put_file(path, role="step_file", media_type="model/step")
+        ref = stored or self.store.put_file(path, role="step_file", media_type="model/step")
         return ResolveStepPathOutput(step_file=ref, source_name=path.name)
 
     @production_module(
@@ -310,11 +333,25 @@ class CadActivities:
         whether anything exists there."""
         path = Path(step_path).resolve()
         if not any(path.is_relative_to(root) for root in self.input_roots):
-            raise CadFileNotAllowedError(
-                "the STEP file path is outside the input folders this worker reads; send the file "
-                "by upload or place it in a configured input root"
-            )
+            raise _not_allowed()
         return path
+
+    def _stored(self, step_path: str) -> ArtifactRef | None:
+        """The verified blob a store reference names (None when step_path is no reference).
+
+        A reference names content, never a place: the store looks only where that hash belongs
+        and reads only a plain file there (no link), hashing it before use.
+        """
+        if not step_path.startswith("store:"):
+            return None
+        named = parse_store_reference(step_path)
+        if named is None:
+            raise _not_allowed()
+        sha256, suffix = named
+        try:
+            return self.store.find(sha256, suffix, role="step_file", media_type="model/step")
+        except ArtifactMissingError:
+            raise CadFileNotFoundError(f"no uploaded STEP file {sha256[:12]} in the artifact store") from None
 
     def _read_request(self, step_file: ArtifactRef) -> StepJobRequest:
         return StepJobRequest(step_path=str(self.store.path_of(step_file)))

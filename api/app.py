@@ -19,16 +19,16 @@ from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.limits import MIB, RequestLimits
 from api.ratelimit import TokenBuckets
-from api.routes import keys, legacy, order_lines, output_types, runs, workflows
+from api.routes import artifacts, cad_files, keys, legacy, order_lines, output_types, runs, workflows
 from core.settings import Settings, get_settings
 from persistence.engine import make_engine, prepare_database
 from registry.catalog import default_catalog
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-#: Path prefixes whose bodies the edge limits leave alone (routes streaming large uploads, which
-#: enforce a limit of their own); none yet.
-BODY_LIMIT_EXEMPT: tuple[str, ...] = ()
+#: Path prefixes whose bodies the edge limits leave alone: the upload route, which streams its
+#: body into the store and enforces PRODGRAPH_MAX_UPLOAD_MB itself (its other routes take none).
+BODY_LIMIT_EXEMPT: tuple[str, ...] = ("/api/cad-files",)
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         workflows.router,
         output_types.router,
+        cad_files.router,
         order_lines.router,
+        artifacts.router,
         runs.router,
         legacy.router,
         keys.router,

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.vocabulary import QUEUES, QueueName, Role
+from core.vocabulary import OWNER_PATTERN, QUEUES, QueueName, Role
 
 
 class BootstrapKey(BaseModel):
@@ -16,7 +16,7 @@ class BootstrapKey(BaseModel):
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
-    owner: str
+    owner: str = Field(pattern=OWNER_PATTERN)
     """Who the key acts for: a client's objects belong to its owner."""
     role: Role = Role.client
     """What the key may do (core.vocabulary.Role)."""
@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     """Largest request body (MiB) the API's JSON routes read; larger ones are answered 413."""
     max_json_depth: int = Field(32, ge=1, le=256)
     """Deepest nesting of arrays and objects the API accepts in a JSON body (422 beyond)."""
+    max_upload_mb: float = Field(200.0, gt=0)
+    """Largest CAD file (MiB) `POST /api/cad-files` accepts; counted while it streams in (413)."""
 
     parity_gate_runs: int = Field(5, ge=1, le=1000)
     """Shadow comparisons, all identical or equivalent, an output type needs before `graph`."""

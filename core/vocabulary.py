@@ -16,6 +16,10 @@ QueueName = Literal["default", "cad", "render"]
 QUEUES: tuple[QueueName, ...] = get_args(QueueName)
 
 
+OWNER_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+"""Whom an API key acts for. No `:`: it ends the owner in an order line's workflow id."""
+
+
 class Role(StrEnum):
     """What an API key may do: clients own files and runs; the others run the service."""
 

@@ -5,7 +5,7 @@ Pure pydantic, no database or server imports: the order-line workflow carries it
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,15 +13,20 @@ from activities.artifacts import ArtifactRef
 from legacy_adapter.pipeline_plan import LegacyPlan
 from registry.plan import ExecutionPlan
 
+#: A client's id of an order line.
+OrderLineId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+
 
 class OrderLine(BaseModel):
-    """What an API client sends to have one order line produced."""
+    """One order line to produce, as its workflow carries it."""
 
     model_config = ConfigDict(extra="forbid")
 
-    order_line_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    order_line_id: OrderLineId
     """The client's id of the order line; it launches one run (a retry answers that run)."""
     step_path: str
+    """The STEP file as a worker reads it: a store reference (uploads) or a path under an input
+    root (the CLI's local files); never a client's path."""
     product_category: str | None = None
     invocation_params: dict[str, Any] = {}
     """Per-order parameter values; they win over the output type's overrides."""

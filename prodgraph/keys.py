@@ -15,13 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session, col, func, select
 
 from core.errors import NotFoundError, ProdgraphError, first_problem
-from core.vocabulary import Role
+from core.vocabulary import OWNER_PATTERN, Role
 from persistence.tables import ApiKeyRecord
 
 #: Every token starts so, which makes a leaked one easy to recognise (and to scan for).
 TOKEN_PREFIX = "pgk_"
 #: Owners name objects and workflow ids, so they keep to a safe alphabet.
-OWNER_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 
 
 class KeyCreate(BaseModel):

@@ -14,7 +14,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from core import temporal as attributes
 from core.errors import ConflictError, NotFoundError
@@ -82,8 +82,22 @@ async def start_order_line(
 
 
 def order_line_workflow_id(owner: str, order_line_id: str) -> str:
-    """The one workflow id of an order line of an owner (ids are unique per owner)."""
-    return f"order-{owner}-{order_line_id}"
+    """The one workflow id of an order line of an owner (ids are unique per owner).
+
+    Owners never hold a `:`, so the first one ends the owner: no two owners' ids can collide.
+    """
+    return f"order-{owner}:{order_line_id}"
+
+
+async def launched_before(session: TemporalSession, workflow_id: str) -> bool:
+    """Whether a run with this workflow id exists (a client's retry of a launched line)."""
+    try:
+        await session.client.get_workflow_handle(workflow_id).describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
 
 
 def request_fingerprint(run_input: OrderLineInput) -> str:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
-from sqlmodel import Session, select
+from sqlmodel import Session
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -38,6 +38,7 @@ from output_profiles.dispatch import plan_dispatch
 from output_profiles.dispatch_plan import DispatchPlan
 from persistence.repositories import find_output_type, workflow_for
 from persistence.tables import CadFileRecord, OutputType
+from prodgraph.cad_files import find_file
 from prodgraph.runs import failure_code, failure_details
 from registry.catalog import Catalog
 from registry.compiler import render_gigasamples
@@ -118,6 +119,12 @@ class PlannedOrderLine:
             raise NotFoundError(f"output type {self.output_type_slug!r} does not exist", field="output_type")
         return self.output_type
 
+    def require_cad_file(self) -> CadFileRecord:
+        """The caller's CAD file, or NotFoundError (another owner's is as unknown as a missing one)."""
+        if self.cad_file is None:
+            raise NotFoundError(f"no CAD file {self.cad_file_id!r}", field="cad_file_id")
+        return self.cad_file
+
     def require_plan(self) -> DispatchPlan:
         """The dispatch plan of an order line that passed preflight."""
         if self.plan is None:
@@ -156,10 +163,8 @@ def plan_order_line(
 
 def find_cad_file(db: Session, cad_file_id: str | None, owner: str) -> CadFileRecord | None:
     """The owner's CAD file of this id; another owner's is None, as if it did not exist."""
-    if cad_file_id is None:
-        return None
-    query = select(CadFileRecord).where(CadFileRecord.id == cad_file_id, CadFileRecord.owner == owner)
-    return db.exec(query).first()
+    record = find_file(db, cad_file_id) if cad_file_id else None
+    return record if record is not None and record.owner == owner else None
 
 
 async def run_preflight(

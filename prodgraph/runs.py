@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 
 from core.settings import Settings
@@ -61,16 +62,27 @@ async def run_plan(
 
 
 async def start_plan(
-    session: TemporalSession, plan: ExecutionPlan, entry: dict[str, Any], labels: RunLabels | None = None
+    session: TemporalSession,
+    plan: ExecutionPlan,
+    entry: dict[str, Any],
+    labels: RunLabels | None = None,
+    workflow_id: str | None = None,
 ) -> WorkflowHandle[Any, GraphRunResult]:
-    """Start a graph run of the plan; its handle."""
+    """Start a graph run of the plan; its handle.
+
+    Args:
+        workflow_id: a fixed id, which starts at most one run ever (a second start raises
+            WorkflowAlreadyStartedError); by default a fresh one from the plan's definition.
+    """
     return await session.client.start_workflow(
         GraphWorkflow.run,
         GraphRunInput(
             plan=plan, entry=entry, task_queues=session.task_queues(), labels=labels or RunLabels()
         ),
-        id=f"{plan.workflow_id}-{uuid.uuid4().hex[:12]}",
+        id=workflow_id or f"{plan.workflow_id}-{uuid.uuid4().hex[:12]}",
         task_queue=session.settings.default_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
     )
 
 

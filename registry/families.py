@@ -20,7 +20,8 @@ class CadFileEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     step_path: str
-    """Absolute path of the STEP file."""
+    """The STEP file: an absolute path under a worker's input roots, or an upload's store
+    reference (`store:<sha256>.step`)."""
 
 
 class OrderLineEntry(BaseModel):

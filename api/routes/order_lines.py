@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import AUTHENTICATED, CallerDep, require_role
 from api.deps import CatalogDep, SessionDep, TemporalDep, WorkflowIdPath
 from api.errors import ERROR_RESPONSES
+from api.public import ArtifactLink, link, public_error
 from api.ratelimit import RATE_LIMITED_RESPONSES, rate_limited
 from core.temporal import TemporalSession
 from core.vocabulary import Role
-from output_profiles.dispatch_plan import EffectiveCall, InvocationResult, OrderLine
-from prodgraph.orders import order_line_state, start_order_line
+from output_profiles.dispatch_plan import EffectiveCall, OrderLine, OrderLineId
+from prodgraph.cad_files import step_reference
+from prodgraph.grants import grant
+from prodgraph.orders import launched_before, order_line_state, order_line_workflow_id, start_order_line
 from prodgraph.preflight import PlannedOrderLine, PreflightReport, plan_order_line, run_preflight
 from registry.catalog import Catalog
 
@@ -25,12 +28,20 @@ router = APIRouter(
 )
 
 
-class OrderLineRequest(OrderLine):
-    """An order line to produce, and the output type sold on it."""
+class OrderLineRequest(BaseModel):
+    """An order line to produce: the output type sold on it and the uploaded CAD file it renders."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
+    order_line_id: OrderLineId
+    """The client's id of the order line; it launches one run (a retry answers that run)."""
     output_type: str
+    """Slug of the output type sold on the line."""
+    cad_file_id: str = Field(max_length=40, pattern=r"^cad_[0-9a-f]{32}$")
+    """An id `POST /api/cad-files` answered (the caller's own file)."""
+    product_category: str | None = None
+    invocation_params: dict[str, Any] = {}
+    """Per-order parameter values; they win over the output type's overrides."""
 
 
 class OrderLineLaunched(BaseModel):
@@ -43,18 +54,24 @@ class OrderLineLaunched(BaseModel):
     effective: dict[str, EffectiveCall]
 
 
+class OrderLineResult(BaseModel):
+    """How an ended invocation went (its artifacts are listed beside it, as download links)."""
+
+    route: Literal["legacy", "graph"]
+    status: Literal["completed", "failed"]
+    workflow_ids: list[str]
+    effective: dict[str, EffectiveCall]
+    error: dict[str, Any] | None = None
+
+
 class OrderLineStatus(BaseModel):
-    """Where an invocation stands; the result once it has ended."""
+    """Where an invocation stands; the result and the artifacts to download once it has ended."""
 
     workflow_id: str
     status: str
     temporal_ui: str | None
-    result: InvocationResult | None = None
-
-
-def requested_cad_file(request: OrderLineRequest) -> str | None:
-    """The uploaded CAD file the request names (None while the body names a server path)."""
-    return getattr(request, "cad_file_id", None)
+    artifacts: list[ArtifactLink] = []
+    result: OrderLineResult | None = None
 
 
 async def preflight_of(
@@ -67,7 +84,7 @@ async def preflight_of(
         catalog,
         request.output_type,
         request.invocation_params,
-        requested_cad_file(request),
+        request.cad_file_id,
         owner,
     )
     report = await run_preflight(temporal, catalog, planned, request.product_category, owner)
@@ -108,11 +125,26 @@ async def launch_order_line(
     run it started; the same id with another request is 409. The preflight checks run first: when
     one fails nothing starts, and the answer is 422 `preflight_failed` with every check.
     """
-    planned, report = await preflight_of(request, session, catalog, temporal, caller.owner)
+    planned = await run_in_threadpool(
+        plan_order_line,
+        session,
+        catalog,
+        request.output_type,
+        request.invocation_params,
+        request.cad_file_id,
+        caller.owner,
+    )
     output_type = planned.require_output_type()
-    report.raise_if_failed()
+    cad_file = planned.require_cad_file()
+    workflow_id = order_line_workflow_id(caller.owner, request.order_line_id)
+    # A client's retry of a line already launched answers its run, whatever workers do now.
+    if not await launched_before(temporal, workflow_id):
+        report = await run_preflight(temporal, catalog, planned, request.product_category, caller.owner)
+        report.raise_if_failed()
     plan = planned.require_plan()
-    order = OrderLine(**request.model_dump(exclude={"output_type"}))
+    order = OrderLine(
+        **request.model_dump(exclude={"output_type", "cad_file_id"}), step_path=step_reference(cad_file)
+    )
     handle = await start_order_line(temporal, plan, order, output_type.slug, owner=caller.owner)
     return OrderLineLaunched(
         workflow_id=handle.id,
@@ -127,13 +159,21 @@ async def launch_order_line(
     "/{workflow_id}", response_model=OrderLineStatus, dependencies=[require_role(Role.client, Role.operator)]
 )
 async def order_line_status(
-    workflow_id: WorkflowIdPath, temporal: TemporalDep, caller: CallerDep
+    workflow_id: WorkflowIdPath, http: Request, session: SessionDep, temporal: TemporalDep, caller: CallerDep
 ) -> OrderLineStatus:
-    """Status of one of the caller's order lines, with its result when it has ended."""
+    """Status of one of the caller's order lines, with its result and artifacts when it has ended."""
     status, result = await order_line_state(temporal, workflow_id, owner=caller.owner)
-    return OrderLineStatus(
-        workflow_id=workflow_id,
-        status=status.name.lower(),
-        temporal_ui=temporal.workflow_url(workflow_id),
-        result=result,
+    answer = OrderLineStatus(
+        workflow_id=workflow_id, status=status.name.lower(), temporal_ui=temporal.workflow_url(workflow_id)
+    )
+    if result is None:
+        return answer
+    # Shown, so downloadable: the owner's grant of each artifact is recorded with the answer.
+    await run_in_threadpool(grant, session, caller.owner, result.artifacts, workflow_id)
+    error = public_error(result.error, http.app.state.settings)
+    return answer.model_copy(
+        update={
+            "artifacts": [link(ref) for ref in result.artifacts],
+            "result": OrderLineResult(**result.model_dump(exclude={"artifacts", "error"}), error=error),
+        }
     )

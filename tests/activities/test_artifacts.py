@@ -197,3 +197,105 @@ def test_stale_partial_files_are_removed_and_fresh_ones_kept(store):
     os.utime(blob, (old, old))
     assert store.remove_stale_partials(older_than_s=2 * 86400) == [stale]
     assert fresh.exists() and blob.exists()
+
+
+# --- streamed in (uploads), found by content, opened verified --------------------------------
+
+
+def _scratch_entries(store: LocalArtifactStore) -> list[Path]:
+    return list(store.scratch_root.iterdir()) if store.scratch_root.is_dir() else []
+
+
+def test_a_streamed_blob_is_filed_under_its_hash_and_its_scratch_file_removed(store):
+    with store.receive(".step") as incoming:
+        for block in (CONTENT[:1000], CONTENT[1000:]):
+            incoming.write(block)
+        ref = incoming.commit("step_file", "model/step")
+    digest = hashlib.sha256(CONTENT).hexdigest()
+    assert (ref.sha256, ref.size, ref.role) == (digest, len(CONTENT), "step_file")
+    assert _blob(ref) == store.root / digest[:2] / f"{digest}.step"
+    assert _blob(ref).read_bytes() == CONTENT
+    assert _scratch_entries(store) == []
+
+
+def test_a_stream_that_fails_midway_leaves_nothing_in_the_store(store):
+    with pytest.raises(RuntimeError), store.receive(".step") as incoming:
+        incoming.write(CONTENT)
+        raise RuntimeError("the client went away")
+    assert _scratch_entries(store) == []
+    assert [path for path in store.root.rglob("*") if path.is_file()] == []
+
+
+def test_streaming_in_content_already_stored_keeps_the_intact_blob(store, source):
+    first = store.put_file(source, role="still")
+    inode = _blob(first).stat().st_ino
+    with store.receive(".png") as incoming:
+        incoming.write(CONTENT)
+        again = incoming.commit("still", "image/png")
+    assert again.uri == first.uri and _blob(again).stat().st_ino == inode
+
+
+def test_find_returns_the_verified_blob_of_a_content(store, source):
+    stored = store.put_file(source, role="still")
+    found = store.find(stored.sha256, ".png", role="still", media_type="image/png")
+    assert found == stored
+
+
+def test_find_refuses_a_link_standing_where_a_blob_belongs(store, source, tmp_path):
+    digest = hashlib.sha256(CONTENT).hexdigest()
+    place = store.root / digest[:2] / f"{digest}.png"
+    place.parent.mkdir(parents=True)
+    place.symlink_to(source)  # the right bytes, but not a blob of the store
+    with pytest.raises(ArtifactMissingError):
+        store.find(digest, ".png", role="still", media_type="image/png")
+
+
+def test_find_refuses_a_blob_folder_that_is_a_link_out_of_the_store(store, source, tmp_path):
+    digest = hashlib.sha256(CONTENT).hexdigest()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / f"{digest}.png").write_bytes(CONTENT)
+    (store.root / digest[:2]).symlink_to(outside)
+    with pytest.raises(ArtifactMissingError):
+        store.find(digest, ".png", role="still", media_type="image/png")
+
+
+def test_find_quarantines_a_tampered_blob(store, source):
+    stored = store.put_file(source, role="still")
+    _tamper_keeping_times(_blob(stored))
+    with pytest.raises(ArtifactCorruptError):
+        store.find(stored.sha256, ".png", role="still", media_type="image/png")
+    assert store.was_quarantined(stored.sha256) and not _blob(stored).exists()
+
+
+def test_open_verified_reads_from_the_start_of_the_checked_bytes(store, source):
+    stored = store.put_file(source, role="still")
+    with store.open_verified(stored) as handle:
+        assert handle.read() == CONTENT
+
+
+def test_open_verified_never_opens_a_tampered_blob_or_a_file_outside_the_store(store, source):
+    stored = store.put_file(source, role="still")
+    outside = stored.model_copy(update={"uri": source.as_uri()})
+    with pytest.raises(ArtifactMissingError):
+        store.open_verified(outside)
+    _tamper_keeping_times(_blob(stored))
+    with pytest.raises(ArtifactCorruptError):
+        store.open_verified(stored)
+    assert store.was_quarantined(stored.sha256)
+    with pytest.raises(ArtifactMissingError):
+        store.open_verified(stored)  # later reads find nothing to serve
+
+
+def test_store_references_name_content_only():
+    digest = "ab" * 32
+    assert artifacts.parse_store_reference(f"store:{digest}.step") == (digest, ".step")
+    for text in (
+        f"store:{digest}/../../etc/passwd",
+        "store:../../etc/passwd",
+        f"store:{digest.upper()}.step",
+        f"store:{digest[:-1]}.step",
+        f"/tmp/{digest[:2]}/{digest}.step",
+        f"store:{digest}.step\n",
+    ):
+        assert artifacts.parse_store_reference(text) is None, text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from collections.abc import Callable
 
 import pytest
 from api_keys import TEST_OWNER, authorized, with_test_key
@@ -11,23 +13,43 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from conftest import STEP_FIXTURES
 from core import temporal as attributes
+from imaging import colour_fractions
 from support.pollers import until_polled
 
 pytestmark = [pytest.mark.e2e]
+pytest_plugins = ["api_fixtures"]
+PART = STEP_FIXTURES / "red_cube_blue_cylinder.step"
 OTHER_TOKEN = "another-owners-token-0123456789"
 SMALL = {"width": 160, "height": 120, "samples": 4}
 
 
-def launch(client: TestClient, output_type: str, **extra) -> dict:
+def launch(
+    client: TestClient,
+    output_type: str,
+    cad_file_id: str = "cad_" + "0" * 32,
+    headers: dict[str, str] | None = None,
+    **extra,
+):
     """POST one order line."""
     body = {
         "output_type": output_type,
         "order_line_id": "ol-7",
-        "step_path": str(STEP_FIXTURES / "red_cube_blue_cylinder.step"),
+        "cad_file_id": cad_file_id,
         "invocation_params": SMALL,
         **extra,
     }
-    return client.post("/api/order-lines", json=body)
+    return client.post("/api/order-lines", json=body, headers=headers)
+
+
+async def poll(client: TestClient, url: str, running: Callable[[dict], bool]) -> dict:
+    """GET url until the answer no longer reads as running (the in-process workers run on this loop)."""
+    for _ in range(480):
+        answer = client.get(url)
+        assert answer.status_code == 200, answer.text
+        if not running(answer.json()):
+            return answer.json()
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{url} still running: {answer.json()}")
 
 
 def test_without_temporal_the_answer_is_a_clear_503(tmp_path):
@@ -39,44 +61,97 @@ def test_without_temporal_the_answer_is_a_clear_503(tmp_path):
     assert answer.json()["error"]["code"] == "temporal_unavailable"
 
 
-async def test_an_order_line_runs_through_its_output_type(temporal_env, settings, session):
+async def test_the_whole_path_over_http(temporal_env, settings, session, tmp_path):
+    """Upload a shared fixture, its intake completes, an order line renders it, the PNG downloads."""
     address = temporal_env.client.service_client.config.target_host
     app_settings = with_test_key(settings.model_copy(update={"temporal_address": address}))
     app_settings.api_keys[OTHER_TOKEN] = "someone-else"
     await until_polled(session)  # the launch's preflight asks Temporal for them
+    answers = []
     with authorized(create_app(app_settings)) as client:
-        launched = launch(client, "studio-still")
+        client.event_hooks["response"].append(lambda response: answers.append(response))
+        uploaded = client.post("/api/cad-files", files={"file": (PART.name, PART.read_bytes())})
+        assert uploaded.status_code == 201, uploaded.text
+        file_id = uploaded.json()["id"]
+        cad_file = await poll(
+            client, f"/api/cad-files/{file_id}", lambda it: it["intake"]["status"] == "running"
+        )
+        intake = cad_file["intake"]
+        assert intake["status"] == "completed", intake
+        assert len([item for item in intake["objects"] if item["kind"] == "part"]) == 2
+        assert intake["bbox"]["unit"] == "m"
+        glb = client.get(intake["glb"]["url"])
+        assert glb.status_code == 200 and glb.content[:4] == b"glTF"
+        assert glb.headers["content-type"] == "model/gltf-binary"
+
+        launched = launch(client, "studio-still", file_id)
         assert launched.status_code == 202, launched.json()
         body = launched.json()
         assert body["route"] == "graph" and body["artifact_kinds"] == ["still_image"]
         assert body["effective"]["render.blender_still"]["param_sources"]["width"] == "invocation"
 
-        for _ in range(240):
-            status = client.get(f"/api/order-lines/{body['workflow_id']}").json()
-            if status["status"] != "running":
-                break
-            await asyncio.sleep(0.5)  # the in-process workers run on this loop
+        status = await poll(
+            client, f"/api/order-lines/{body['workflow_id']}", lambda it: it["status"] == "running"
+        )
         assert status["status"] == "completed", status
-        result = status["result"]
-        assert result["status"] == "completed", result["error"]
-        assert "still" in {artifact["role"] for artifact in result["artifacts"]}
-        for child_id in result["workflow_ids"]:  # every run of the line is labelled with its owner
+        assert status["result"]["status"] == "completed", status["result"]["error"]
+        links = {artifact["role"]: artifact for artifact in status["artifacts"]}
+        assert {"step_file", "glb", "still"} <= set(links)
+        still = links["still"]
+        assert still["url"] == f"/api/artifacts/{still['sha256']}" and still["media_type"] == "image/png"
+        png = client.get(still["url"])
+        assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+        assert (
+            hashlib.sha256(png.content).hexdigest() == still["sha256"] and len(png.content) == still["size"]
+        )
+        (tmp_path / "still.png").write_bytes(png.content)
+        fractions = colour_fractions(tmp_path / "still.png")
+        assert fractions["red"] > 0.005 and fractions["blue"] > 0.005, (
+            fractions
+        )  # the red cube, the blue cylinder
+        for child_id in status["result"]["workflow_ids"]:  # every run of the line carries its owner
             child = await temporal_env.client.get_workflow_handle(child_id).describe()
             assert child.typed_search_attributes.get(attributes.OWNER) == TEST_OWNER
 
         unknown = client.get("/api/order-lines/no-such-run")
         assert unknown.status_code == 404
 
-        again = launch(client, "studio-still")  # a client's retry: the same run, not a new one
+        again = launch(client, "studio-still", file_id)  # a client's retry: the same run, not a new one
         assert again.status_code == 202 and again.json()["workflow_id"] == body["workflow_id"]
-        other_request = launch(client, "studio-still", invocation_params={"width": 200, "height": 150})
+        other_request = launch(
+            client, "studio-still", file_id, invocation_params={"width": 200, "height": 150}
+        )
         assert other_request.status_code == 409 and other_request.json()["error"]["field"] == "order_line_id"
         stranger = {"Authorization": f"Bearer {OTHER_TOKEN}"}
         hidden = client.get(f"/api/order-lines/{body['workflow_id']}", headers=stranger)
         assert hidden.status_code == 404  # another owner's order line does not exist for them
+        assert client.get(still["url"], headers=stranger).status_code == 404  # nor its artifacts
+        assert client.get(f"/api/cad-files/{file_id}", headers=stranger).status_code == 404
+        theirs = launch(client, "studio-still", file_id, headers=stranger, order_line_id="ol-8")
+        assert theirs.status_code == 404 and theirs.json()["error"]["field"] == "cad_file_id"
 
-        refused = launch(client, "no-such-type")
+        refused = launch(client, "no-such-type", file_id)
         assert refused.status_code == 404
-        bad = launch(client, "studio-still", invocation_params={"width": 0})
+        bad = launch(client, "studio-still", file_id, invocation_params={"width": 0})
         assert bad.status_code == 422
         assert bad.json()["error"]["problems"][0]["path"] == "params.width"
+
+    assert (
+        len([answer for answer in answers if answer.headers.get("content-type") == "application/json"]) > 10
+    )
+    for answer in answers:  # no answer names a server path or a file:// URI
+        text = answer.text if "json" in answer.headers.get("content-type", "") else ""
+        assert "file://" not in text and str(tmp_path) not in text, (answer.request.url, text[:300])
+
+
+def test_clients_name_files_by_id_never_by_path(api_settings):
+    app = create_app(api_settings)
+    app.state.temporal = object()  # refused before anything starts
+    with authorized(app) as client:
+        by_path = launch(client, "studio-still", step_path=str(PART))
+        assert by_path.status_code == 422 and by_path.json()["error"]["field"] == "step_path"
+        for bad in ("../../etc/passwd", "/etc/shadow", "cad_../../x", "cad_" + "0" * 31 + "/"):
+            refused = launch(client, "studio-still", bad)
+            assert refused.status_code == 422 and refused.json()["error"]["field"] == "cad_file_id", bad
+        unknown = launch(client, "studio-still")
+        assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "cad_file_id"

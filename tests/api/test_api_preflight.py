@@ -25,6 +25,7 @@ from core.settings import Settings
 from core.temporal import TemporalSession
 from persistence.engine import make_engine
 from persistence.tables import CadFileRecord
+from prodgraph.orders import order_line_workflow_id
 from prodgraph.preflight import check_cad_file, find_cad_file
 from prodgraph.runs import run_plan, start_plan
 from registry.catalog import default_catalog
@@ -37,12 +38,12 @@ SMALL = {"width": 160, "height": 120, "samples": 4}
 CHECKS = ["cad_file", "output_type", "workflow", "materials", "workers", "render_budget"]
 
 
-def body(**changes: Any) -> dict[str, Any]:
-    """An order line of studio-still for a bearing, small, with changes."""
+def body(uploaded: str, **changes: Any) -> dict[str, Any]:
+    """An order line of studio-still for a bearing, small, on this uploaded file, with changes."""
     return {
         "output_type": "studio-still",
         "order_line_id": f"ol-{uuid.uuid4().hex[:8]}",
-        "step_path": str(STEP_FIXTURES / "red_cube_blue_cylinder.step"),
+        "cad_file_id": uploaded,
         "product_category": "bearings",
         "invocation_params": SMALL,
     } | changes
@@ -73,27 +74,39 @@ def api(temporal_env, settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture
+def uploaded(api: TestClient) -> str:
+    """The red cube and blue cylinder, uploaded (its intake starts; workers may not poll)."""
+    part = STEP_FIXTURES / "red_cube_blue_cylinder.step"
+    uploaded = api.post("/api/cad-files", files={"file": (part.name, part.read_bytes())})
+    assert uploaded.status_code == 201, uploaded.json()
+    return uploaded.json()["id"]
+
+
 # --- over HTTP --------------------------------------------------------------------------------
 
 
-async def test_every_check_passes_with_workers_polling(api: TestClient, session: TemporalSession) -> None:
+async def test_every_check_passes_with_workers_polling(
+    api: TestClient, session: TemporalSession, uploaded: str
+) -> None:
     await until_polled(session)
-    answer = api.post("/api/order-lines/preflight", json=body())
+    answer = api.post("/api/order-lines/preflight", json=body(uploaded))
     assert answer.status_code == 200, answer.json()
     report = answer.json()
     assert report["ok"] is True
     assert [item["name"] for item in report["checks"]] == CHECKS
-    # The body names a server path, so the CAD-file check has nothing to look up: a warning.
-    assert statuses(report) == dict.fromkeys(CHECKS, "pass") | {"cad_file": "warn"}
+    # The upload started its intake: running (a warning) or completed by now.
+    assert statuses(report) | {"cad_file": "pass"} == dict.fromkeys(CHECKS, "pass")
+    assert statuses(report)["cad_file"] in ("pass", "warn")
     reasons = {item["name"]: item["reason"] for item in report["checks"]}
     assert session.settings.render_queue in reasons["workers"]
     assert "render.blender_still" in reasons["render_budget"]
 
 
 async def test_without_workers_the_check_fails_and_the_launch_starts_nothing(
-    api: TestClient, temporal_env, settings: Settings
+    api: TestClient, temporal_env, settings: Settings, uploaded: str
 ) -> None:
-    order = body()
+    order = body(uploaded)
     report = api.post("/api/order-lines/preflight", json=order).json()
     assert report["ok"] is False
     workers = next(item for item in report["checks"] if item["name"] == "workers")
@@ -106,7 +119,7 @@ async def test_without_workers_the_check_fails_and_the_launch_starts_nothing(
     error = launched.json()["error"]
     assert error["code"] == "preflight_failed"
     assert statuses(error)["workers"] == "fail" and statuses(error)["output_type"] == "pass"
-    assert not await started(temporal_env.client, f"order-{TEST_OWNER}-{order['order_line_id']}")
+    assert not await started(temporal_env.client, order_line_workflow_id(TEST_OWNER, order["order_line_id"]))
 
 
 @pytest.mark.parametrize(
@@ -124,13 +137,19 @@ async def test_without_workers_the_check_fails_and_the_launch_starts_nothing(
     ids=["output_type", "workflow", "materials", "render_budget"],
 )
 async def test_each_failing_check_is_answered_and_refuses_the_launch(
-    api: TestClient, session: TemporalSession, temporal_env, changes: dict, failing: str, words: str
+    api: TestClient,
+    session: TemporalSession,
+    temporal_env,
+    uploaded: str,
+    changes: dict,
+    failing: str,
+    words: str,
 ) -> None:
     if failing == "materials":
         patched = api.patch("/api/output-types/studio-still", json={"material_constraints": ["brass"]})
         assert patched.status_code == 200, patched.json()
     await until_polled(session)
-    order = body(**changes)
+    order = body(uploaded, **changes)
     report = api.post("/api/order-lines/preflight", json=order).json()
     assert report["ok"] is False
     failed = {name for name, status in statuses(report).items() if status == "fail"}
@@ -145,18 +164,18 @@ async def test_each_failing_check_is_answered_and_refuses_the_launch(
     assert f"{failing}: " in error["message"]
     if failing == "workflow":
         assert error["problems"][0]["path"] == "params.width"
-    assert not await started(temporal_env.client, f"order-{TEST_OWNER}-{order['order_line_id']}")
+    assert not await started(temporal_env.client, order_line_workflow_id(TEST_OWNER, order["order_line_id"]))
 
 
-def test_an_unknown_output_type_fails_its_check_and_its_launch_is_404(api: TestClient) -> None:
-    report = api.post("/api/order-lines/preflight", json=body(output_type="no-such-type")).json()
+def test_an_unknown_output_type_fails_its_check_and_its_launch_is_404(api: TestClient, uploaded: str) -> None:
+    report = api.post("/api/order-lines/preflight", json=body(uploaded, output_type="no-such-type")).json()
     assert statuses(report)["output_type"] == "fail" and report["ok"] is False
-    assert api.post("/api/order-lines", json=body(output_type="no-such-type")).status_code == 404
+    assert api.post("/api/order-lines", json=body(uploaded, output_type="no-such-type")).status_code == 404
 
 
-def test_an_inactive_output_type_fails_once(api: TestClient) -> None:
+def test_an_inactive_output_type_fails_once(api: TestClient, uploaded: str) -> None:
     assert api.patch("/api/output-types/studio-still", json={"is_active": False}).status_code == 200
-    report = api.post("/api/order-lines/preflight", json=body()).json()
+    report = api.post("/api/order-lines/preflight", json=body(uploaded)).json()
     assert statuses(report)["output_type"] == "fail"
     assert statuses(report)["workflow"] == "warn"  # not checked: the same cause is not reported twice
 
