@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from api.auth import ApiKeys
@@ -39,9 +40,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning(keys.describe())
     else:
         log.info(keys.describe())
-    prepare_database(app.state.engine, app.state.catalog)
+    size_thread_pool(app.state.settings)
+    await anyio.to_thread.run_sync(prepare_database, app.state.engine, app.state.catalog)
     yield
     app.state.engine.dispose()
+
+
+def size_thread_pool(settings: Settings) -> int:
+    """Match the thread pool of sync routes and dependencies to the database pool; its size.
+
+    Every database call runs in a worker thread (sync routes and dependencies, `off_loop`), and a
+    thread holds at most one connection. With as many threads as the pool can open (db_pool_size
+    + db_max_overflow: 10 + 10 by default, against anyio's 40 threads over SQLAlchemy's 5 + 10
+    that froze the API), a thread never waits db_pool_timeout_s for a connection and fails:
+    requests beyond it queue for a thread, on the event loop, without a timeout, and everything
+    that needs no thread (Temporal calls, async routes) goes on meanwhile.
+    """
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = settings.db_pool_size + settings.db_max_overflow
+    return int(limiter.total_tokens)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

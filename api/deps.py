@@ -3,11 +3,12 @@ the bounded path parameters (an over-long id is a 422, never a lookup)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 from fastapi import Depends, Path, Request
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from core.errors import TemporalUnavailableError
 from core.temporal import TemporalSession, connect
@@ -27,6 +28,28 @@ def get_catalog(request: Request) -> Catalog:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def off_loop(
+    session: Session, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Database work of an async route: run in the thread pool, the connection handed back after.
+
+    The database driver is synchronous, so on the event loop one slow query would stall every
+    request. Closing the session returns its connection to the pool before the route awaits
+    anything else (a Temporal call), so a slow Temporal never holds the pool hostage.
+    """
+
+    def run() -> T:
+        try:
+            return work(session, *args, **kwargs)
+        finally:
+            session.close()
+
+    return await run_in_threadpool(run)
 
 
 async def get_temporal(request: Request) -> TemporalSession:

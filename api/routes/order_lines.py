@@ -6,10 +6,9 @@ from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
-from starlette.concurrency import run_in_threadpool
 
 from api.auth import AUTHENTICATED, CallerDep
-from api.deps import CatalogDep, SessionDep, TemporalDep, WorkflowIdPath
+from api.deps import CatalogDep, SessionDep, TemporalDep, WorkflowIdPath, off_loop
 from api.errors import ERROR_RESPONSES
 from output_profiles.dispatch_plan import EffectiveCall, InvocationResult, OrderLine
 from prodgraph.orders import dispatch_order_line, order_line_state, start_order_line
@@ -59,9 +58,8 @@ async def launch_order_line(
     The order line id is the idempotency key, per caller: sending the same line again answers the
     run it started; the same id with another request is 409.
     """
-    # The database is synchronous: off the event loop, so one slow query never stalls the API.
-    output_type, plan = await run_in_threadpool(
-        dispatch_order_line, session, catalog, request.output_type, request.invocation_params
+    output_type, plan = await off_loop(
+        session, dispatch_order_line, catalog, request.output_type, request.invocation_params
     )
     order = OrderLine(**request.model_dump(exclude={"output_type"}))
     handle = await start_order_line(temporal, plan, order, output_type.slug, owner=caller.owner)
