@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
+import anyio
 from fastapi import Depends, FastAPI, Path, Request
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -39,7 +40,10 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         try:
             yield session
         finally:
-            await run_in_threadpool(session.close)  # rolling back is a round trip: off the loop
+            # Rolling back is a round trip: off the loop; shielded, so a dropped client's
+            # cancellation never leaves the connection checked out.
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(session.close)
 
 
 def get_catalog(request: Request) -> Catalog:

@@ -21,6 +21,9 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The first revision: every table as `create_all` made them before migrations.
 BASELINE = "0001"
 VERSION_TABLE = "alembic_version"
+#: Largest value of an integer column on every supported database (PostgreSQL's `integer`; SQLite's
+#: are 64-bit): check a client's number against it, or PostgreSQL answers it with an error.
+MAX_INTEGER = 2**31 - 1
 
 log = logging.getLogger(__name__)
 
