@@ -1,12 +1,15 @@
 """Write the next migration revision: `python -m persistence.migrations "what changed"`.
 
 It upgrades a scratch SQLite database to the current head, compares it with the models in
-persistence/tables.py and writes what differs as versions/r<NNNN>_<slug>.py, to read and edit.
+persistence/tables.py and writes what differs as versions/r<NNNN>_<slug>.py (formatted with
+ruff), to read and edit.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -39,7 +42,11 @@ def main() -> None:
                 config, message=args.message, autogenerate=True, rev_id=next_revision_id(revisions)
             )
         engine.dispose()
-    print(getattr(script, "path", script))
+    path = getattr(script, "path", None)
+    if path:
+        # The house format (line length, quotes); without ruff installed the file stays as written.
+        subprocess.run([sys.executable, "-m", "ruff", "format", "--quiet", path], check=False)
+    print(path)
 
 
 if __name__ == "__main__":
