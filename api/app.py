@@ -8,10 +8,12 @@ public (api/docs.py).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from api.auth import ApiKeys, StoredKeys, document_roles
@@ -36,15 +38,37 @@ log = logging.getLogger(__name__)
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Prepare the database before serving; say who may call."""
-    prepare_database(app.state.engine, app.state.catalog)
     configured: ApiKeys = app.state.api_keys
-    stored = app.state.stored_keys.count()
-    if configured.allow_anonymous or not (configured or stored):
-        log.warning(configured.describe(stored))
-    else:
-        log.info(configured.describe(stored))
-    yield
-    app.state.engine.dispose()
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    threads = limiter.total_tokens
+    size_thread_pool(app.state.settings)
+    app.state.db_slots = None  # made anew on this event loop by the first request
+    try:
+        await anyio.to_thread.run_sync(prepare_database, app.state.engine, app.state.catalog)
+        stored = await anyio.to_thread.run_sync(app.state.stored_keys.count)
+        if configured.allow_anonymous or not (configured or stored):
+            log.warning(configured.describe(stored))
+        else:
+            log.info(configured.describe(stored))
+        yield
+    finally:
+        limiter.total_tokens = threads  # the loop may outlive the app (tests, in-process serving)
+        app.state.engine.dispose()
+
+
+def size_thread_pool(settings: Settings) -> int:
+    """Size the thread pool of sync routes and dependencies to the database pool; its size.
+
+    A thread holds at most one connection, and requests with a session are admitted only while
+    the pool has a connection for them (api/deps.py), so no thread ever waits in the pool. The
+    threads are as many as the connections the pool can open (db_pool_size + db_max_overflow:
+    10 + 10 by default), so every admitted request can run its database work at once; anyio's
+    default of 40 threads over SQLAlchemy's 5 + 10 connections is what froze the API before.
+    Requests beyond that queue on the event loop, which stays free for everything else.
+    """
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = settings.db_pool_size + settings.db_max_overflow
+    return int(limiter.total_tokens)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -78,6 +102,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     document_roles(app)
     return app
+
+
+@asynccontextmanager
+async def serving(app: FastAPI, host: str = DEFAULT_HOST, port: int = 0) -> AsyncIterator[str]:
+    """Serve the app with uvicorn on the running event loop while the block runs; its base URL.
+
+    Args:
+        app: the application (its lifespan runs: database prepared, thread pool sized).
+        host: the address to listen on.
+        port: the port; 0 picks a free one.
+    """
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError(f"the API did not start on {host}:{port}")
+        await asyncio.sleep(0.02)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 def main(argv: list[str] | None = None) -> int:

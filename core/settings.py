@@ -40,7 +40,18 @@ class Settings(BaseSettings):
     publish_dir: Path | None = None
     """Where output.publish_asset delivers; defaults to STATE_DIR/published."""
     database_url: str | None = None
-    """SQLModel database URL; defaults to SQLite under STATE_DIR."""
+    """SQLModel database URL; defaults to SQLite under STATE_DIR (`postgresql+psycopg://user:pw@host/db`
+    for PostgreSQL). The schema is migrated to the release's head on every start."""
+    db_pool_size: int = Field(10, ge=1, le=1000)
+    """Database connections a process keeps open."""
+    db_max_overflow: int = Field(10, ge=0, le=1000)
+    """Connections opened beyond the pool under load (closed again when returned). The API runs
+    at most db_pool_size + db_max_overflow database-bound threads at once (api/app.py)."""
+    db_pool_timeout_s: float = Field(30.0, gt=0)
+    """How long a request waits for a free connection before it fails; with the API's thread
+    limit matched to the pool it waits for a thread instead, so this is a last resort."""
+    sqlite_busy_timeout_s: float = Field(30.0, ge=0)
+    """How long an SQLite writer waits for another one's lock before failing (`database is locked`)."""
     default_queue: str = "prodgraph"
     """Task queue of workflows and light activities."""
     cad_queue: str = "cad"

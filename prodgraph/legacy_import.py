@@ -12,6 +12,7 @@ from core.errors import LegacyMappingError
 from legacy_adapter.mapping import LegacyMapping, map_legacy_settings, unknown_legacy_keys
 from output_profiles.models import OutputTypeCreate, Rollout
 from persistence.repositories import find_output_type, latest_record
+from persistence.schema import MAX_INTEGER
 from persistence.tables import OutputType
 
 #: Output-type field → the legacy record key it comes from, where they differ.
@@ -67,6 +68,8 @@ def import_record(session: Session, record: Any) -> ImportRecordReport:
     legacy_id = record.get("id")
     if not isinstance(legacy_id, int) or isinstance(legacy_id, bool):
         return _failed(slug, unknown, "id", f"{legacy_id!r} is not a legacy record id")
+    if not -MAX_INTEGER - 1 <= legacy_id <= MAX_INTEGER:
+        return _failed(slug, unknown, "id", f"{legacy_id} is out of range (at most {MAX_INTEGER})")
     try:
         mapping = map_legacy_settings(settings)
     except LegacyMappingError as exc:

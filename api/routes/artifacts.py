@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from activities.artifacts import BLOCK, ArtifactRef, LocalArtifactStore
 from api.auth import AUTHENTICATED, CallerDep, require_role
-from api.deps import SessionDep
+from api.deps import SessionDep, off_loop
 from api.errors import ERROR_RESPONSES, error_response
 from api.public import ARTIFACTS_PATH
 from core.errors import ArtifactCorruptError, ArtifactMissingError, NotFoundError
@@ -69,7 +69,7 @@ async def download_artifact(
     and HEAD. Another owner's artifact, or one never produced, is 404.
     """
     owner = None if caller.sees_everything else caller.owner
-    grant = await run_in_threadpool(find_grant, session, sha256, owner)
+    grant = await off_loop(session, find_grant, sha256, owner)
     if grant is None:
         raise NotFoundError(f"no artifact {sha256}", field="sha256")
     etag = f'"{sha256}"'

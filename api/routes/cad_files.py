@@ -8,12 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
 from activities.artifacts import LocalArtifactStore
 from activities.cad import BBox, CadObject
 from api.auth import AUTHENTICATED, CallerDep, require_role
-from api.deps import CatalogDep, SessionDep, TemporalDep
+from api.deps import CatalogDep, SessionDep, TemporalDep, off_loop
 from api.errors import ERROR_RESPONSES
 from api.public import ArtifactLink, link, public_error
 from api.ratelimit import RATE_LIMITED_RESPONSES, rate_limited
@@ -107,8 +106,8 @@ async def upload_cad_file(
     settings: Settings = request.app.state.settings
     store = LocalArtifactStore(settings.artifact_root())
     received = await receive_step_file(request, store, settings.max_upload_mb)
-    record, created = await run_in_threadpool(
-        cad_files.register_upload, session, caller.owner, received.ref, received.filename
+    record, created = await off_loop(
+        session, cad_files.register_upload, caller.owner, received.ref, received.filename
     )
     await cad_files.start_intake(temporal, catalog, record)  # also for a copy whose start failed
     response.status_code = 201 if created else 200
@@ -133,7 +132,7 @@ async def read_cad_file(
 ) -> CadFilePublic:
     """One of the caller's files: its intake's status and, once completed, its objects, bounding
     box and GLB (a download link). Another owner's file is 404."""
-    record = await run_in_threadpool(cad_files.find_file, session, cad_file_id)
+    record = await off_loop(session, cad_files.find_file, cad_file_id)
     if record is None or not caller.may_see(record.owner):
         raise NotFoundError(f"no CAD file {cad_file_id!r}", field="cad_file_id")
     return await _public(record, temporal, session, request.app.state.settings)
@@ -146,7 +145,7 @@ async def _public(
     state: IntakeState = await cad_files.intake_state(temporal, record)
     glb = next((ref for ref in state.artifacts if ref.role == "glb"), None)
     if glb is not None:
-        await run_in_threadpool(grant, session, record.owner, [glb], state.workflow_id)
+        await off_loop(session, grant, record.owner, [glb], state.workflow_id)
     intake = IntakeView(
         workflow_id=state.workflow_id,
         status=state.status,

@@ -7,10 +7,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
 from api.auth import AUTHENTICATED, CallerDep, require_role
-from api.deps import CatalogDep, SessionDep, TemporalDep, WorkflowIdPath
+from api.deps import CatalogDep, SessionDep, TemporalDep, WorkflowIdPath, off_loop
 from api.errors import ERROR_RESPONSES
 from api.public import ArtifactLink, link, public_error
 from api.ratelimit import RATE_LIMITED_RESPONSES, rate_limited
@@ -78,9 +77,9 @@ async def preflight_of(
     request: OrderLineRequest, session: Session, catalog: Catalog, temporal: TemporalSession, owner: str
 ) -> tuple[PlannedOrderLine, PreflightReport]:
     """The order line planned (its database work off the event loop) and its preflight checks."""
-    planned = await run_in_threadpool(
-        plan_order_line,
+    planned = await off_loop(
         session,
+        plan_order_line,
         catalog,
         request.output_type,
         request.invocation_params,
@@ -125,9 +124,9 @@ async def launch_order_line(
     run it started; the same id with another request is 409. The preflight checks run first: when
     one fails nothing starts, and the answer is 422 `preflight_failed` with every check.
     """
-    planned = await run_in_threadpool(
-        plan_order_line,
+    planned = await off_loop(
         session,
+        plan_order_line,
         catalog,
         request.output_type,
         request.invocation_params,
@@ -169,7 +168,7 @@ async def order_line_status(
     if result is None:
         return answer
     # Shown, so downloadable: the owner's grant of each artifact is recorded with the answer.
-    await run_in_threadpool(grant, session, caller.owner, result.artifacts, workflow_id)
+    await off_loop(session, grant, caller.owner, result.artifacts, workflow_id)
     error = public_error(result.error, http.app.state.settings)
     return answer.model_copy(
         update={

@@ -20,10 +20,12 @@ SHARED = Path(os.environ.get("PRODGRAPH_SHARED_DIR", REPO.parent / "shared")).re
 LEGACY = SHARED / "fixtures" / "legacy"
 
 
-@pytest.fixture
-def api_settings(tmp_path: Path) -> Settings:
-    """Settings whose database lives in this test's tmp dir, with the test key configured."""
-    return with_test_key(Settings(state_dir=tmp_path))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def api_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings with the test key configured, once on SQLite in this test's tmp dir and once on a
+    fresh database of the session's PostgreSQL server: every test built on them runs on both."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    return with_test_key(Settings(state_dir=tmp_path, database_url=url))
 
 
 @pytest.fixture

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 import pytest
-from api_keys import TEST_OWNER, authorized, with_test_key
+from api_keys import AUTH, TEST_OWNER, authorized, with_test_key
 from fastapi.testclient import TestClient
+from temporalio.client import Client
+from temporalio.worker import Worker
 
-from api.app import create_app
+from api.app import create_app, serving
 from conftest import STEP_FIXTURES
 from core import temporal as attributes
+from core.temporal import TemporalSession, connect
 from imaging import colour_fractions
 from support.pollers import until_polled
+from support.stand_ins import StandIns
+from workflows.graph import GraphWorkflow
+from workflows.legacy import LegacyPipelineWorkflow
+from workflows.order_line import OrderLineWorkflow
 
 pytestmark = [pytest.mark.e2e]
 pytest_plugins = ["api_fixtures"]
@@ -155,3 +165,98 @@ def test_clients_name_files_by_id_never_by_path(api_settings):
             assert refused.status_code == 422 and refused.json()["error"]["field"] == "cad_file_id", bad
         unknown = launch(client, "studio-still")
         assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "cad_file_id"
+
+
+@pytest.fixture
+def launch_settings(api_settings, settings, temporal_env):
+    """The API's settings (SQLite, then PostgreSQL) on the session's dev server, this test's queues."""
+    return api_settings.model_copy(
+        update={
+            "temporal_address": temporal_env.client.service_client.config.target_host,
+            "default_queue": settings.default_queue,
+            "cad_queue": settings.cad_queue,
+            "render_queue": settings.render_queue,
+            "input_roots": settings.input_roots,
+        }
+    )
+
+
+def order_body(order_line_id: str, cad_file_id: str) -> dict:
+    """A launch body for one order line of the seeded studio-still output type."""
+    return {
+        "output_type": "studio-still",
+        "order_line_id": order_line_id,
+        "cad_file_id": cad_file_id,
+        "invocation_params": SMALL,
+    }
+
+
+@asynccontextmanager
+async def api_with_stand_ins(settings) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """The real API served over HTTP, stand-in workers polling its queues (so preflight passes and
+    runs end at once), and an uploaded CAD file: the client and the file's id."""
+    session = TemporalSession(await connect(settings.temporal_address, settings), None, settings)
+    workers = [
+        Worker(
+            session.client,
+            task_queue=queue,
+            workflows=[OrderLineWorkflow, GraphWorkflow, LegacyPipelineWorkflow],
+            activities=StandIns().activities(),
+        )
+        for queue in {settings.default_queue, settings.cad_queue, settings.render_queue}
+    ]
+    async with AsyncExitStack() as stack:
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        url = await stack.enter_async_context(serving(create_app(settings)))
+        http = await stack.enter_async_context(httpx.AsyncClient(base_url=url, headers=AUTH, timeout=60))
+        await until_polled(session)
+        uploaded = await http.post("/api/cad-files", files={"file": (PART.name, PART.read_bytes())})
+        assert uploaded.status_code == 201, uploaded.json()
+        yield http, uploaded.json()["id"]
+
+
+async def runs_on(client: Client, query: str) -> int:
+    """How many workflows the dev server's visibility lists for a query (once it lists any)."""
+    for _ in range(100):
+        if (await client.count_workflows(query)).count:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # a second run, had one started, is listed by now too
+    return (await client.count_workflows(query)).count
+
+
+async def test_50_concurrent_identical_launches_start_one_run(launch_settings, temporal_env):
+    line = f"ol-50-{uuid.uuid4().hex[:8]}"  # one dev server serves every test: ids of their own
+    async with api_with_stand_ins(launch_settings) as (http, cad_file):
+        answers = await asyncio.gather(
+            *(http.post("/api/order-lines", json=order_body(line, cad_file)) for _ in range(50))
+        )
+
+    refused = [answer.json() for answer in answers if answer.status_code != 202]
+    assert not refused, refused[0]
+    workflow_ids = {answer.json()["workflow_id"] for answer in answers}
+    assert len(workflow_ids) == 1
+    query = f"TaskQueue = '{launch_settings.default_queue}' AND WorkflowType = 'OrderLineWorkflow'"
+    assert await runs_on(temporal_env.client, query) == 1
+
+
+async def test_launches_and_reads_together_all_finish_on_a_small_pool(launch_settings, temporal_env):
+    # Two connections for 24 overlapping requests: the API must queue them, never freeze or fail.
+    small_pool = launch_settings.model_copy(
+        update={"db_pool_size": 2, "db_max_overflow": 0, "db_pool_timeout_s": 10.0}
+    )
+    suffix = uuid.uuid4().hex[:8]
+    reads = ["/api/output-types", "/api/workflows/definitions", "/api/output-types/studio-still"]
+    async with api_with_stand_ins(small_pool) as (http, cad_file):
+        launches = [
+            http.post("/api/order-lines", json=order_body(f"ol-load-{index}-{suffix}", cad_file))
+            for index in range(12)
+        ]
+        lookups = [http.get(reads[index % len(reads)]) for index in range(12)]
+        answers = await asyncio.wait_for(asyncio.gather(*launches, *lookups), timeout=30)
+
+    assert [answer.status_code for answer in answers] == [202] * 12 + [200] * 12
+    launched = {answer.json()["workflow_id"] for answer in answers[:12]}
+    assert len(launched) == 12
+    assert answers[12].json()[0]["slug"]  # the reads answered with the seeded rows
