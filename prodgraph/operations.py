@@ -5,6 +5,7 @@ The CLI and the API both call these; every refusal is a core error naming what i
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -21,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from core import temporal as attributes
-from core.errors import NotFoundError, OperatorActionRefusedError, first_problem
+from core.errors import NotFoundError, OperatorActionRefusedError, ProdgraphError, first_problem
 from core.temporal import TemporalSession
 from registry.catalog import default_catalog
 from registry.plan import ExecutionPlan, PlanNode
@@ -45,6 +46,10 @@ FILTERS: dict[str, SearchAttributeKey[Any]] = {
     "family": attributes.FAMILY,
 }
 MAX_LISTED = 200
+#: What a filter value may hold: order-line ids and output-type slugs use no more. Temporal's SQL
+#: visibility store breaks on a NUL inside a query string (answered as "unavailable", after
+#: seconds of client retries), so free text never reaches the query.
+LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 CLOSED = {
     WorkflowExecutionStatus.COMPLETED: "completed",
     WorkflowExecutionStatus.FAILED: "failed",
@@ -104,6 +109,9 @@ async def list_runs(
     limit: int = 50,
 ) -> list[RunSummary]:
     """Runs matching every given filter, newest first."""
+    for name, value in (("order_line", order_line), ("output_type", output_type), ("family", family)):
+        if value and not re.fullmatch(LABEL_PATTERN, value):
+            raise ProdgraphError(f"{name} {value!r} may hold only letters, digits and . _ : -", field=name)
     clauses = [
         f'{FILTERS[name].name} = "{_quoted(value)}"'
         for name, value in (("order_line", order_line), ("output_type", output_type), ("family", family))
