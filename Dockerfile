@@ -4,9 +4,11 @@ WORKDIR /app
 COPY scripts/install-system-packages.sh scripts/
 RUN bash scripts/install-system-packages.sh && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
+COPY core core
 COPY activities activities
 COPY registry registry
 COPY workflows workflows
+COPY persistence persistence
 COPY output_profiles output_profiles
 COPY legacy_adapter legacy_adapter
 COPY api api
@@ -14,4 +16,6 @@ COPY prodgraph prodgraph
 COPY worker.py ./
 RUN pip install --no-cache-dir -e ".[postgres]"
 ENV PRODGRAPH_STATE_DIR=/data
+# The API's port (`python -m api.app`); workers listen on nothing.
+EXPOSE 8000
 CMD ["python", "worker.py", "--queues", "default,cad,render"]

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     api_keys: dict[str, str] = Field(default_factory=dict, repr=False)
     """API tokens → the owner each one names, a JSON object (`{"<token>": "ci-bot"}`). Every API
     request sends `Authorization: Bearer <token>`; with none configured the API refuses them all."""
+    api_host: str = "127.0.0.1"
+    """Address the API listens on; a container sets 0.0.0.0 so its published port reaches it."""
+    api_port: int = Field(8000, ge=1, le=65535)
+    """Port the API listens on."""
     api_allow_anonymous: bool = False
     """Local development only: serve requests that send no token, as the owner `anonymous`."""
     max_body_mb: float = Field(2.0, gt=0)
