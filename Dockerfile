@@ -2,7 +2,7 @@
 FROM python:3.11-slim-bookworm
 WORKDIR /app
 COPY scripts/install-system-packages.sh scripts/
-RUN bash scripts/install-system-packages.sh && rm -rf /var/lib/apt/lists/*
+RUN bash scripts/install-system-packages.sh --runtime-only && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY core core
 COPY activities activities
