@@ -91,14 +91,12 @@ async def run_dev(settings: Settings, host: str, port: int) -> int:
 
 
 async def _start(stack: DevStack, host: str, port: int) -> TemporalEndpoint:
+    """Temporal, the workers, then the API, each recorded in the stack as soon as it runs."""
     settings = stack.settings
+    # A server this state folder already runs stays after this command, like after any other;
+    # one spawned here is stopped at the end, even when a signal interrupts its start.
     stack.owns_temporal = running_server_pid(settings.state_dir) is None
-    try:
-        endpoint = await ensure_dev_server(settings.state_dir, settings.temporal_namespace)
-    except BaseException:
-        # Interrupted or failed half-way: a server it spawned is still this command's to stop.
-        stack.owns_temporal = stack.owns_temporal and running_server_pid(settings.state_dir) is not None
-        raise
+    endpoint = await ensure_dev_server(settings.state_dir, settings.temporal_namespace)
     client = await connect(endpoint.address, settings)
     # In-process workers end with the command: a node they were running is retried elsewhere.
     stack.workers = build_workers(client, settings, shutdown_grace_s=0)

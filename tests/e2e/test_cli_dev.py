@@ -140,3 +140,27 @@ def test_a_port_in_use_is_refused_and_starts_nothing(tmp_path: Path):
     assert f"port {port}" in done.stderr and "in use" in done.stderr and "--port" in done.stderr
     assert time.monotonic() - started < 60
     assert not (state / "temporal-server.json").exists() and not running_with(str(state))
+
+
+def test_a_temporal_server_already_running_is_reused_and_left_running(tmp_path: Path):
+    state = tmp_path / "state"
+    port = free_port()
+    command, env = dev_command(state, port)
+    server = [sys.executable, "-m", "prodgraph.cli", "server"]
+    subprocess.run([*server, "start"], env=env, cwd=REPO_ROOT, check=True, timeout=120, capture_output=True)
+    try:
+        before = running_with(str(state))
+        assert len(before) == 1, before
+        dev = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+        try:
+            Lines(dev).field("Admin key")
+            dev.send_signal(signal.SIGTERM)
+            assert dev.wait(60) == 0
+        finally:
+            if dev.poll() is None:
+                dev.kill()
+                dev.wait()
+        assert running_with(str(state)) == before  # not this command's to stop
+    finally:
+        subprocess.run([*server, "stop"], env=env, cwd=REPO_ROOT, timeout=60, capture_output=True)
+        wait_for(lambda: not running_with(str(state)), 30)
