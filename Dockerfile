@@ -2,7 +2,7 @@
 FROM python:3.11-slim-bookworm
 WORKDIR /app
 COPY scripts/install-system-packages.sh scripts/
-RUN bash scripts/install-system-packages.sh && rm -rf /var/lib/apt/lists/*
+RUN bash scripts/install-system-packages.sh --runtime-only && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY core core
 COPY activities activities
@@ -16,4 +16,6 @@ COPY prodgraph prodgraph
 COPY worker.py ./
 RUN pip install --no-cache-dir -e .
 ENV PRODGRAPH_STATE_DIR=/data
+# The API's port (`python -m api.app`); workers listen on nothing.
+EXPOSE 8000
 CMD ["python", "worker.py", "--queues", "default,cad,render"]

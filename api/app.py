@@ -26,8 +26,6 @@ from core.settings import Settings, get_settings
 from persistence.engine import make_engine, prepare_database
 from registry.catalog import default_catalog
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
 #: Path prefixes whose bodies the edge limits leave alone: the upload route, which streams its
 #: body into the store and enforces PRODGRAPH_MAX_UPLOAD_MB itself (its other routes take none).
 BODY_LIMIT_EXEMPT: tuple[str, ...] = ("/api/cad-files",)
@@ -105,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 @asynccontextmanager
-async def serving(app: FastAPI, host: str = DEFAULT_HOST, port: int = 0) -> AsyncIterator[str]:
+async def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve the app with uvicorn on the running event loop while the block runs; its base URL.
 
     Args:
@@ -135,10 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     settings = get_settings()
-    # Settings has no API address yet; read it if a later Settings grows api_host/api_port.
     parser = argparse.ArgumentParser(prog="prodgraph-api", description=__doc__)
-    parser.add_argument("--host", default=getattr(settings, "api_host", DEFAULT_HOST))
-    parser.add_argument("--port", type=int, default=getattr(settings, "api_port", DEFAULT_PORT))
+    parser.add_argument("--host", default=settings.api_host, help="PRODGRAPH_API_HOST by default")
+    parser.add_argument("--port", type=int, default=settings.api_port, help="PRODGRAPH_API_PORT by default")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     uvicorn.run(create_app(settings), host=args.host, port=args.port)

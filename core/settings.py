@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     and for tests: a JSON object of token → `{"owner": "ops", "role": "admin"}`, or token → owner
     (a plain owner string is a `client` key). Every API request sends `Authorization: Bearer
     <token>`."""
+    api_host: str = "127.0.0.1"
+    """Address the API listens on; a container sets 0.0.0.0 so its published port reaches it."""
+    api_port: int = Field(8000, ge=1, le=65535)
+    """Port the API listens on."""
     api_allow_anonymous: bool = False
     """Local development only: serve requests that send no token, as the owner `anonymous` with
     the `admin` role."""

@@ -105,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(handler=_serve)
+    dev = commands.add_parser(
+        "dev", help="run the embedded Temporal server, every worker and the API until Ctrl-C"
+    )
+    dev.add_argument("--port", type=int, default=8000, help="the API's port")
+    dev.set_defaults(handler=_dev)
     return parser
 
 
@@ -413,6 +418,14 @@ def _serve(args: argparse.Namespace) -> int:
         return subprocess.call(command)
     except KeyboardInterrupt:
         return 130
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from prodgraph.dev import run_dev
+
+    settings = get_settings()
+    _log_to_file(settings.state_dir / "prodgraph.log")
+    return asyncio.run(run_dev(settings, "127.0.0.1", args.port))
 
 
 # --- run any definition; on-call: find, show and repair runs ---------------------------------

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -89,14 +90,31 @@ async def ensure_dev_server(state_dir: Path, namespace: str = "default") -> Temp
         return endpoint
 
 
-def stop_dev_server(state_dir: Path) -> bool:
-    """Stop this state folder's dev server; False when none was running."""
+def stop_dev_server(state_dir: Path, wait_s: float = 0.0) -> bool:
+    """Stop this state folder's dev server; False when none was running.
+
+    With wait_s, wait that long for it to exit, then kill it, so it is gone on return.
+    """
     record = _read_record(state_dir)
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     if not record or not _alive(record.pid):
         return False
     os.killpg(record.pid, signal.SIGTERM)
+    if wait_s:
+        deadline = time.monotonic() + wait_s
+        while _alive(record.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(record.pid):
+            os.killpg(record.pid, signal.SIGKILL)
+            while _alive(record.pid):
+                time.sleep(0.05)
     return True
+
+
+def running_server_pid(state_dir: Path) -> int | None:
+    """The pid of this state folder's dev server while it lives, else None."""
+    record = _read_record(state_dir)
+    return record.pid if record and _alive(record.pid) else None
 
 
 @asynccontextmanager

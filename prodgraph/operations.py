@@ -7,6 +7,7 @@ answered exactly as a run that does not exist. Without one it sees every run (on
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -23,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from core import temporal as attributes
-from core.errors import NotFoundError, OperatorActionRefusedError, first_problem
+from core.errors import NotFoundError, OperatorActionRefusedError, ProdgraphError, first_problem
 from core.temporal import TemporalSession
 from registry.catalog import default_catalog
 from registry.plan import ExecutionPlan, PlanNode
@@ -47,6 +48,10 @@ FILTERS: dict[str, SearchAttributeKey[Any]] = {
     "family": attributes.FAMILY,
 }
 MAX_LISTED = 200
+#: What a filter value may hold: order-line ids and output-type slugs use no more. Temporal's SQL
+#: visibility store breaks on a NUL inside a query string (answered as "unavailable", after
+#: seconds of client retries), so free text never reaches the query.
+LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 CLOSED = {
     WorkflowExecutionStatus.COMPLETED: "completed",
     WorkflowExecutionStatus.FAILED: "failed",
@@ -107,6 +112,9 @@ async def list_runs(
     owner: str | None = None,
 ) -> list[RunSummary]:
     """Runs matching every given filter, newest first."""
+    for name, value in (("order_line", order_line), ("output_type", output_type), ("family", family)):
+        if value and not re.fullmatch(LABEL_PATTERN, value):
+            raise ProdgraphError(f"{name} {value!r} may hold only letters, digits and . _ : -", field=name)
     clauses = [
         f'{key.name} = "{_quoted(value)}"'
         for key, value in (

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian packages prodgraph needs (by name), only those missing.
 # bpy links X11/xkb client libraries even headless; EGL/GL serve EEVEE and Workbench;
-# Node.js runs the Khronos glTF validator in tests; the tests start a throwaway PostgreSQL server
-# (initdb and pg_ctl from the postgresql package, run as the postgres account it creates).
+# Node.js runs the Khronos glTF validator in tests; tests drive Chromium (through Playwright,
+# never a downloaded browser) to check the offline docs pages, and start a throwaway PostgreSQL
+# server (initdb and pg_ctl from the postgresql package, run as the postgres account it creates).
+# `--runtime-only` (the Docker image) leaves the test tools out.
 set -euo pipefail
 packages=(libx11-6 libxrender1 libxfixes3 libxi6 libxkbcommon0 libxxf86vm1 libsm6 libice6
-          libgl1 libegl1 libexpat1 zlib1g nodejs npm postgresql)
+          libgl1 libegl1 libexpat1 zlib1g)
+[ "${1:-}" = "--runtime-only" ] || packages+=(nodejs npm chromium postgresql)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -23,7 +23,7 @@ from prodgraph import operations
 from prodgraph.operations import MAX_LISTED, RunStatus, RunSummary, RunView
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses=ERROR_RESPONSES, dependencies=AUTHENTICATED)
-Label = Annotated[str | None, Query(min_length=1, max_length=200)]
+Label = Annotated[str | None, Query(min_length=1, max_length=200, pattern=operations.LABEL_PATTERN)]
 
 
 @router.get("", response_model=list[RunSummary], dependencies=[require_role(Role.client, Role.operator)])
