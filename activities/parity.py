@@ -63,7 +63,7 @@ class ParityThresholds(BaseModel):
     """Largest share of changed pixels in an image or sampled frame."""
     psnr_min_db: float = Field(30.0, ge=0, le=100)
     """Lowest peak signal-to-noise ratio over all channels, in dB."""
-    ssim_min: float = Field(0.95, ge=-1, le=1)
+    ssim_min: float = Field(0.90, ge=-1, le=1)
     """Lowest structural similarity of the luminance."""
     duration_s: float = Field(0.05, ge=0, le=60)
     """Largest difference in a video's duration, in seconds."""
@@ -852,6 +852,46 @@ def _reason(verdict: Outcome, comparisons: list[ArtifactComparison], differences
     return f"{len(differences)} metric(s) beyond their thresholds: {', '.join(names[:8])}" + (
         ", ..." if len(names) > 8 else ""
     )
+
+
+# --- calibration (Diffy's noise floor) ------------------------------------------------------
+
+
+def calibrated_thresholds(
+    noise: ParityReport, margin: float = 2.0, base: ParityThresholds | None = None
+) -> ParityThresholds:
+    """Thresholds from a report of the legacy route compared with itself (different sampling
+    seeds): each measured noise times `margin` (PSNR lowered by 20·log10(margin) dB, SSIM's
+    distance from 1 times margin). A metric that showed no noise keeps its value in `base` (the
+    defaults): noise never seen cannot be measured. Exact metrics stay exact.
+    """
+    base = base or ParityThresholds()
+    worst: dict[str, float] = {}
+    for comparison in noise.comparisons:
+        for metric in comparison.metrics:
+            kind = metric.name.rsplit(": ", 1)[-1]
+            key = f"{comparison.artifact.split('#')[0]}.{kind}" if kind == "triangles" else kind
+            if metric.value is None or metric.outcome == "identical":
+                continue
+            better_low = kind in ("psnr", "ssim")
+            current = worst.get(key)
+            if current is None or (metric.value < current if better_low else metric.value > current):
+                worst[key] = metric.value
+    update: dict[str, float] = {}
+    if "psnr" in worst:
+        update["psnr_min_db"] = max(worst["psnr"] - 20 * math.log10(margin), 0.0)
+    if "ssim" in worst:
+        update["ssim_min"] = max(1 - margin * (1 - worst["ssim"]), -1.0)
+    if "changed_pixels" in worst:
+        update["changed_pixels_max"] = min(margin * worst["changed_pixels"], 1.0)
+    triangles = [value for key, value in worst.items() if key.endswith(".triangles")]
+    if triangles:
+        update["triangles_rel"] = min(margin * max(triangles), 1.0)
+    if "corners" in worst:
+        update["bbox_rel"] = min(margin * worst["corners"], 1.0)
+    if "duration" in worst:
+        update["duration_s"] = min(margin * worst["duration"], 60.0)
+    return base.model_copy(update=update)
 
 
 # --- metric helpers ------------------------------------------------------------------------
