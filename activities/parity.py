@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from activities.artifacts import ArtifactRef, LocalArtifactStore
+from activities.cad import BBox, CadObject
 from activities.child_process import ChildJobRunner
 from activities.module import CONTRACT, production_module
 from core.errors import InvalidGlbError
@@ -100,10 +101,10 @@ class ParitySide(BaseModel):
 
     artifacts: list[ArtifactRef] = []
     """Every artifact the run produced, matched with the other side's by role."""
-    objects: list[dict[str, Any]] | None = None
+    objects: list[CadObject] | None = None
     """The object manifest (cad.extract_objects), when the run has one."""
-    bbox: dict[str, Any] | None = None
-    """The bounding box (cad.compute_bbox: min, max in metres), when the run has one."""
+    bbox: BBox | None = None
+    """The bounding box (cad.compute_bbox, metres), when the run has one."""
     effective: dict[str, EffectiveParams] = {}
     """Module key → the parameters it ran with, with provenance."""
 
@@ -383,9 +384,10 @@ class ParityActivities:
 
     async def _compare_all(self, input: CompareInput, scratch: Path) -> list[ArtifactComparison]:
         thresholds = input.thresholds
+        legacy_side, graph_side = input.legacy, input.graph
         comparisons = [
-            *compare_objects(input.legacy.objects, input.graph.objects),
-            *compare_bbox(input.legacy.bbox, input.graph.bbox, thresholds),
+            *compare_objects(_objects(legacy_side), _objects(graph_side)),
+            *compare_bbox(_box(legacy_side), _box(graph_side), thresholds),
         ]
         pairs = pair_by_role(input.legacy.artifacts, input.graph.artifacts, input.params.ignored_roles)
         probed = await self._probe_with_blender(pairs, input.params, scratch)
@@ -486,6 +488,14 @@ class ParityActivities:
         with self.store.scratch_file("parity_report.json") as path:
             path.write_text(report.model_dump_json(indent=2))
             return self.store.put_file(path, role="parity_report", media_type="application/json")
+
+
+def _objects(side: ParitySide) -> list[dict[str, Any]] | None:
+    return None if side.objects is None else [item.model_dump() for item in side.objects]
+
+
+def _box(side: ParitySide) -> dict[str, Any] | None:
+    return None if side.bbox is None else side.bbox.model_dump()
 
 
 # --- pairing -------------------------------------------------------------------------------
@@ -668,7 +678,10 @@ def compare_blend_summaries(
 
 
 def image_metrics(measured: dict[str, Any], thresholds: ParityThresholds, prefix: str = "") -> list[Metric]:
-    """Size, mode, background, PSNR, SSIM and changed-pixel share of one measured image pair."""
+    """Size, mode, background, PSNR, SSIM and changed-pixel share of one measured image pair
+    (only `readable` when either image cannot be read)."""
+    if "unreadable" in measured:
+        return [_exact(f"{prefix}readable", *measured["readable"])]
     metrics = [
         _exact(f"{prefix}size", measured["legacy_size"], measured["graph_size"]),
         _exact(f"{prefix}mode", measured["legacy_mode"], measured["graph_mode"]),

@@ -430,9 +430,10 @@ async def test_object_colours_and_a_shifted_box_are_compared_within_tolerance(pr
     moved = {**produced.bbox, "max": [value + 1e-3 for value in produced.bbox["max"]]}
     legacy = side(produced)
 
-    nudge = await compare(produced, legacy, side(produced).model_copy(update={"bbox": nudged}))
+    graph = side(produced).model_dump()
+    nudge = await compare(produced, legacy, ParitySide.model_validate({**graph, "bbox": nudged}))
     move = await compare(
-        produced, legacy, side(produced).model_copy(update={"bbox": moved, "objects": recoloured})
+        produced, legacy, ParitySide.model_validate({**graph, "bbox": moved, "objects": recoloured})
     )
 
     assert nudge.report.verdict == "equivalent", nudge.report.differences

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from temporalio.testing import ActivityEnvironment
 
+from activities.artifacts import LocalArtifactStore
+from activities.child_process import ChildJobRunner
 from activities.jobs.parity_job import draw_picture, heat_map, measure_pair, sampled_frames
 from activities.parity import (
     ArtifactComparison,
+    CompareInput,
     EffectiveParams,
     Metric,
+    ParityActivities,
     ParityReport,
+    ParitySide,
     ParityThresholds,
     calibrated_thresholds,
     explain,
@@ -165,3 +173,42 @@ def test_calibration_sets_thresholds_from_the_measured_noise_times_the_margin():
         defaults.bbox_rel,
         defaults.pixel_delta,
     )
+
+
+async def test_the_activity_runs_its_child_job_under_temporal_and_reports_an_unreadable_image(tmp_path: Path):
+    store = LocalArtifactStore(tmp_path / "store")
+    legacy_still, graph_still = grey(), with_square(grey(), (37, 27, 43, 33))
+    legacy_still.save(tmp_path / "legacy.png")
+    graph_still.save(tmp_path / "graph.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG but nothing more")
+    legacy = [store.put_file(tmp_path / "legacy.png", role=role) for role in ("still", "thumbnail")]
+    graph = [
+        store.put_file(tmp_path / "graph.png", role="still"),
+        store.put_file(tmp_path / "broken.png", role="thumbnail"),
+    ]
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(environment.info, start_to_close_timeout=timedelta(seconds=120))
+    heartbeats: list[str] = []
+    environment.on_heartbeat = lambda *details: heartbeats.extend(map(str, details))
+    parity = ParityActivities(store, ChildJobRunner(heartbeat_every_s=0.2))
+
+    output = await environment.run(
+        parity.compare, CompareInput(legacy=ParitySide(artifacts=legacy), graph=ParitySide(artifacts=graph))
+    )
+
+    report = output.report
+    assert report.verdict == "different"
+    differences = {(d.artifact, d.metric): d for d in report.differences}
+    assert (differences["thumbnail", "readable"].legacy, differences["thumbnail", "readable"].graph) == (
+        True,
+        False,
+    )
+    assert ("still", "changed_pixels") not in differences  # 36 of 4800 pixels: within 1 %
+    assert {("still", "psnr"), ("still", "ssim")} & set(differences) and (
+        "still",
+        "background",
+    ) not in differences
+    [picture] = output.pictures
+    _, (_, _, heat) = picture_panels(store.path_of(picture))
+    assert heat.any() and not heat[-10:, -10:].any()
+    assert any("images" in beat for beat in heartbeats), heartbeats
