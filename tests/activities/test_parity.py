@@ -446,10 +446,12 @@ async def test_object_colours_and_a_shifted_box_are_compared_within_tolerance(pr
 # --- registration --------------------------------------------------------------------------
 
 
-def test_the_worker_runs_parity_compare_on_the_default_queue_outside_the_palette(settings):
+async def test_the_worker_runs_parity_compare_on_the_default_queue_outside_the_palette(session, settings):
     from prodgraph.workers import activity_implementations
 
     specs = {module_spec(fn).key: module_spec(fn) for fn in activity_implementations(settings)}
     assert specs["parity.compare"].task_queue == "default" and not specs["parity.compare"].local
     assert "parity.compare" not in default_catalog().specs
     assert "parity.compare" not in default_catalog().families["order_line"].palette
+    # `session` built and started this settings' workers: the SDK accepted every activity.
+    assert session.settings is settings
