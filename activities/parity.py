@@ -425,20 +425,28 @@ class ParityActivities:
                     _comparison(key, legacy, graph, [_exact("sha256", legacy.sha256, graph.sha256)])
                 )
         measured = await self._measure_images(pictures, input) if pictures else {"pairs": {}, "pictures": {}}
-        for key, legacy, graph, metrics in pending:
-            rows = [name for name in measured["pairs"] if name == key or name.startswith(f"{key} frame ")]
-            for row in rows:
-                metrics += image_metrics(
-                    measured["pairs"][row],
-                    thresholds,
-                    prefix="" if row == key else f"{row[len(key) + 1 :]}: ",
-                )
-            picture_path = measured["pictures"].get(key)
-            picture = self.store.put_file(Path(picture_path), role="parity_picture") if picture_path else None
-            comparisons.append(_comparison(key, legacy, graph, metrics, picture))
+        comparisons += [self._with_images(*item, measured, thresholds) for item in pending]
         # Manifest and box first, then the files in the order the legacy run produced them.
         order = {key: index for index, key in enumerate(["objects", "bbox", *(key for key, _, _ in pairs)])}
         return sorted(comparisons, key=lambda comparison: order[comparison.artifact])
+
+    def _with_images(
+        self,
+        key: str,
+        legacy: ArtifactRef | None,
+        graph: ArtifactRef | None,
+        metrics: list[Metric],
+        measured: dict[str, Any],
+        thresholds: ParityThresholds,
+    ) -> ArtifactComparison:
+        """The comparison of an image or video: its metrics, its measured pairs, its picture stored."""
+        for row, pair in measured["pairs"].items():
+            if row == key or row.startswith(f"{key} frame "):
+                prefix = "" if row == key else f"{row[len(key) + 1 :]}: "  # "frame 12: "
+                metrics = [*metrics, *image_metrics(pair, thresholds, prefix=prefix)]
+        picture_path = measured["pictures"].get(key)
+        picture = self.store.put_file(Path(picture_path), role="parity_picture") if picture_path else None
+        return _comparison(key, legacy, graph, metrics, picture)
 
     async def _probe_with_blender(
         self,
