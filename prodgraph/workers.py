@@ -16,10 +16,11 @@ from activities.child_process import ChildJobRunner, remove_dead_workers_job_fol
 from activities.materials import MaterialActivities
 from activities.module import SPEC_ATTRIBUTE, module_spec
 from activities.output import OutputActivities
+from activities.parity import ParityActivities
 from activities.render import RenderActivities
 from core.settings import Settings
 from core.vocabulary import QUEUES, QueueName
-from registry.catalog import default_catalog
+from registry.catalog import SERVICE_MODULES, default_catalog
 from workflows.graph import GraphWorkflow
 from workflows.legacy import LegacyPipelineWorkflow
 from workflows.order_line import OrderLineWorkflow
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 def activity_implementations(
     settings: Settings, jobs: ChildJobRunner | None = None
 ) -> list[Callable[..., Any]]:
-    """Every catalogue module, bound to this process's store and job runner."""
+    """Every catalogue module and service module, bound to this process's store and job runner."""
     store = LocalArtifactStore(settings.artifact_root())
     jobs = jobs or ChildJobRunner(memory_limit_mb=settings.job_memory_limit_mb)
     instances = [
@@ -46,11 +47,13 @@ def activity_implementations(
         MaterialActivities(),
         RenderActivities(store, jobs),
         OutputActivities(store, settings.publish_root()),
+        ParityActivities(store, jobs),
     ]
     bound = {
         module_spec(method).key: method for instance in instances for method in _module_methods(instance)
     }
-    return [bound[key] for key in default_catalog().specs]
+    service = [module_spec(fn).key for fn in SERVICE_MODULES]
+    return [bound[key] for key in (*default_catalog().specs, *service)]
 
 
 def build_workers(

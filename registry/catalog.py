@@ -12,6 +12,7 @@ from activities.cad import CadActivities
 from activities.materials import MaterialActivities
 from activities.module import ModuleSpec, module_spec
 from activities.output import OutputActivities
+from activities.parity import ParityActivities
 from activities.render import RenderActivities
 from core.vocabulary import ArtifactKind, Family
 from registry.families import CadFileEntry, OrderLineEntry, WorkflowFamily
@@ -32,6 +33,9 @@ MODULES: tuple[Callable[..., Any], ...] = (
     OutputActivities.publish_asset,
     OutputActivities.notify,
 )
+#: Activities the order-line workflow calls itself, outside any workflow definition: the worker
+#: runs them, but they are no palette entry, no node and no part of the catalogue's version.
+SERVICE_MODULES: tuple[Callable[..., Any], ...] = (ParityActivities.compare,)
 
 
 class Catalog:
