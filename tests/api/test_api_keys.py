@@ -19,9 +19,10 @@ from api.app import create_app
 from api.auth import StoredKeys
 from core.settings import Settings
 from core.vocabulary import Role
-from persistence.engine import create_tables, make_engine
+from persistence.engine import make_engine, prepare_database
 from persistence.tables import ApiKeyRecord
 from prodgraph.keys import KeyCreate, create_key, digest_of, revoke_key
+from registry.catalog import default_catalog
 
 pytest_plugins = ["api_fixtures"]
 RUN: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 120, "check": True}
@@ -100,7 +101,7 @@ def test_keys_made_by_the_cli_work_and_a_cli_revocation_holds_within_the_cache_t
 
 async def test_stored_keys_are_remembered_for_the_cache_time_only(tmp_path: Path):
     engine = make_engine(Settings(state_dir=tmp_path))
-    create_tables(engine)
+    prepare_database(engine, default_catalog())
     with Session(engine) as session:
         created = create_key(session, KeyCreate(role=Role.operator, owner="ops"))
     now = [100.0]
