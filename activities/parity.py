@@ -338,6 +338,20 @@ class BlenderProbeRequest(BaseModel):
     """Videos whose frame count, fps and size are read and whose frames are sampled."""
 
 
+class RecordParityInput(BaseModel):
+    """A comparison to keep: whose order line, of which output type, and what it found."""
+
+    model_config = CONTRACT
+
+    order_line_workflow_id: str
+    run_id: str
+    """The order line's run: one report per run, however often the activity is retried."""
+    output_type: str
+    owner: str | None = None
+    compared: CompareOutput
+    calibration: bool = False
+
+
 # --- the module ----------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.artifacts import ArtifactRef
+from activities.parity import Difference, ParityThresholds, Verdict
 from legacy_adapter.pipeline_plan import LegacyPlan
 from registry.plan import ExecutionPlan
 
@@ -50,6 +51,8 @@ class DispatchPlan(BaseModel):
     graph_plan: ExecutionPlan | None = None
     """The graph's render plan; in a shadow, without the nodes that act on the world."""
     legacy_plan: LegacyPlan | None = None
+    parity_thresholds: ParityThresholds | None = None
+    """A shadow's comparison thresholds: the output type's calibrated noise, else the defaults."""
 
     def effective(self) -> dict[str, EffectiveCall]:
         """Module key → effective parameters with provenance of the route the customer gets."""
@@ -72,6 +75,19 @@ class DispatchPlan(BaseModel):
         }
 
 
+class ParityOutcome(BaseModel):
+    """A shadow's comparison: the verdict, its differences, and where the report is kept."""
+
+    report_id: str
+    """The stored report (GET /api/parity/reports/{id}, `prodgraph parity show`)."""
+    verdict: Verdict
+    reason: str
+    differences: list[Difference]
+    report_file: ArtifactRef
+    pictures: list[ArtifactRef]
+    """One PNG per image artifact: legacy, graph and the difference side by side."""
+
+
 class ShadowResult(BaseModel):
     """The graph run beside a shadow's legacy one: never delivered, kept for the parity diff."""
 
@@ -81,6 +97,9 @@ class ShadowResult(BaseModel):
     """What the graph made: in the store, never published."""
     effective: dict[str, EffectiveCall]
     error: dict[str, Any] | None = None
+    parity: ParityOutcome | None = None
+    parity_error: str | None = None
+    """Why no comparison came out (the diff itself failed); the customer's result never waits on it."""
 
 
 class InvocationResult(BaseModel):

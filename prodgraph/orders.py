@@ -23,6 +23,7 @@ from output_profiles.dispatch import plan_dispatch
 from output_profiles.dispatch_plan import DispatchPlan, InvocationResult, OrderLine
 from persistence.repositories import require_output_type, workflow_for
 from persistence.tables import OutputType
+from prodgraph.parity import with_calibration
 from prodgraph.runs import outcome
 from registry.catalog import Catalog
 from workflows.order_line import OrderLineInput, OrderLineWorkflow
@@ -37,7 +38,8 @@ def dispatch_order_line(
 ) -> tuple[OutputType, DispatchPlan]:
     """The stored output type and the dispatch it decides for one order line."""
     output_type = require_output_type(db, output_type_slug)
-    return output_type, plan_dispatch(output_type, workflow_for(db, output_type), catalog, invocation_params)
+    plan = plan_dispatch(output_type, workflow_for(db, output_type), catalog, invocation_params)
+    return output_type, with_calibration(db, plan, output_type.slug)
 
 
 async def start_order_line(

@@ -39,6 +39,7 @@ from output_profiles.dispatch_plan import DispatchPlan
 from persistence.repositories import find_output_type, workflow_for
 from persistence.tables import CadFileRecord, OutputType
 from prodgraph.cad_files import find_file
+from prodgraph.parity import with_calibration
 from prodgraph.runs import failure_code, failure_details
 from registry.catalog import Catalog
 from registry.compiler import render_gigasamples
@@ -147,7 +148,9 @@ def plan_order_line(
     plan, error = None, None
     if output_type is not None:
         try:
-            plan = plan_dispatch(output_type, workflow, catalog, invocation_params)
+            plan = with_calibration(
+                db, plan_dispatch(output_type, workflow, catalog, invocation_params), output_type.slug
+            )
         except ProdgraphError as refused:
             error = refused
     return PlannedOrderLine(

@@ -20,6 +20,8 @@ from activities.parity import ParityActivities
 from activities.render import RenderActivities
 from core.settings import Settings
 from core.vocabulary import QUEUES, QueueName
+from persistence.engine import make_engine
+from prodgraph.parity import ParityRecorder
 from registry.catalog import SERVICE_MODULES, default_catalog
 from workflows.graph import GraphWorkflow
 from workflows.legacy import LegacyPipelineWorkflow
@@ -74,6 +76,8 @@ def build_workers(
         seconds=settings.worker_shutdown_grace_s if shutdown_grace_s is None else shutdown_grace_s
     )
     activities = activity_implementations(settings, jobs)
+    # Shadow runs record their comparison for the rollout gate, through the database.
+    recorder = ParityRecorder(make_engine(settings)).record
     concurrency: dict[QueueName, int] = {
         "default": DEFAULT_QUEUE_CONCURRENCY,
         "cad": settings.cad_concurrency,
@@ -83,7 +87,8 @@ def build_workers(
         Worker(
             client,
             task_queue=settings.queue_for(queue),
-            activities=[fn for fn in activities if module_spec(fn).task_queue == queue],
+            activities=[fn for fn in activities if module_spec(fn).task_queue == queue]
+            + ([recorder] if queue == "default" else []),
             workflows=WORKFLOWS if queue == "default" else [],
             max_concurrent_activities=concurrency[queue],
             graceful_shutdown_timeout=grace,

@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.common import RetryPolicy as TemporalRetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict
 
     from activities.artifacts import ArtifactRef
+    from activities.parity import (
+        CompareInput,
+        CompareOutput,
+        ParitySide,
+        ParityThresholds,
+        RecordParityInput,
+        RunFailure,
+    )
     from core import temporal as attributes
     from core.vocabulary import ARTIFACT_KIND_ROLES, ArtifactKind
-    from output_profiles.dispatch_plan import DispatchPlan, InvocationResult, OrderLine, ShadowResult
+    from output_profiles.dispatch_plan import (
+        DispatchPlan,
+        EffectiveCall,
+        InvocationResult,
+        OrderLine,
+        ParityOutcome,
+        ShadowResult,
+    )
     from registry.families import order_line_entry
     from registry.plan import ExecutionPlan
     from workflows.graph import (
+        HEARTBEAT_TIMEOUT,
         OPERATOR_PATCH,
         OWNER_PATCH,
         GraphRunInput,
@@ -27,6 +45,12 @@ with workflow.unsafe.imports_passed_through():
         RunLabels,
     )
     from workflows.legacy import LegacyPipelineInput, LegacyPipelineWorkflow, LegacyRunResult
+
+
+#: The parity diff's own timeout (activities/parity.py), and the recording's.
+PARITY_TIMEOUT = timedelta(seconds=1800)
+RECORD_TIMEOUT = timedelta(seconds=60)
+PARITY_RETRY = TemporalRetryPolicy(maximum_attempts=3)
 
 
 class OrderLineInput(BaseModel):
@@ -72,6 +96,10 @@ class OrderLineWorkflow:
         return result
 
     async def _legacy(self, input: OrderLineInput) -> InvocationResult:
+        return (await self._legacy_run(input))[0]
+
+    async def _legacy_run(self, input: OrderLineInput) -> tuple[InvocationResult, dict[str, Any]]:
+        """The legacy pipeline as a child: the order line's result, and the pipeline's outputs."""
         child_id = f"{workflow.info().workflow_id}-legacy"
         order = input.order
         plan = input.dispatch.legacy_plan
@@ -89,17 +117,17 @@ class OrderLineWorkflow:
             )
         except ChildWorkflowError as failed:
             result = LegacyRunResult.model_validate(_failure_details(failed, child_id))
-        return self._result(input, [child_id], plan.artifacts(result.outputs), result.error)
+        return self._result(input, [child_id], plan.artifacts(result.outputs), result.error), result.outputs
 
     async def _graph(self, input: OrderLineInput) -> InvocationResult:
-        child_ids, artifacts, error = await self._graph_runs(input, workflow.info().workflow_id, "graph")
+        child_ids, artifacts, error, _ = await self._graph_runs(input, workflow.info().workflow_id, "graph")
         return self._result(input, child_ids, artifacts, error)
 
     async def _shadow(self, input: OrderLineInput) -> InvocationResult:
         """Legacy for the customer and the graph beside it, at once; the graph never decides."""
         own_id = workflow.info().workflow_id
-        primary, (child_ids, artifacts, error) = await asyncio.gather(
-            self._legacy(input), self._graph_runs(input, f"{own_id}-shadow", "shadow")
+        (primary, legacy_outputs), (child_ids, artifacts, error, graph_outputs) = await asyncio.gather(
+            self._legacy_run(input), self._graph_runs(input, f"{own_id}-shadow", "shadow")
         )
         shadow = ShadowResult(
             status="failed" if error else "completed",
@@ -108,12 +136,61 @@ class OrderLineWorkflow:
             effective=input.dispatch.graph_effective(),
             error=error.model_dump() if error else None,
         )
+        compare = CompareInput(
+            legacy=_parity_side(primary.artifacts, primary.effective, legacy_outputs),
+            graph=_parity_side(artifacts, shadow.effective, graph_outputs),
+            graph_failure=RunFailure.model_validate(shadow.error) if shadow.error else None,
+            thresholds=input.dispatch.parity_thresholds or ParityThresholds(),
+        )
+        try:
+            shadow.parity = await self._compare(input, compare)
+        except ActivityError as failed:  # the diff failing never touches the customer's result
+            shadow.parity_error = str(failed.cause or failed)
         return primary.model_copy(update={"shadow": shadow})
+
+    async def _compare(self, input: OrderLineInput, compare: CompareInput) -> ParityOutcome:
+        """The parity diff, then its report recorded for the rollout gate: the outcome."""
+        queue = input.task_queues["default"]
+        compared = await workflow.execute_activity(
+            "parity.compare",
+            compare,
+            result_type=CompareOutput,
+            task_queue=queue,
+            start_to_close_timeout=PARITY_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=PARITY_RETRY,
+        )
+        info = workflow.info()
+        record = RecordParityInput(
+            order_line_workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            output_type=input.output_type,
+            owner=workflow.memo_value("owner", None),
+            compared=compared,
+        )
+        report_id = await workflow.execute_activity(
+            "parity.record",
+            record,
+            result_type=str,
+            task_queue=queue,
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=PARITY_RETRY,
+        )
+        report = compared.report
+        return ParityOutcome(
+            report_id=report_id,
+            verdict=report.verdict,
+            reason=report.reason,
+            differences=report.differences,
+            report_file=compared.report_file,
+            pictures=compared.pictures,
+        )
 
     async def _graph_runs(
         self, input: OrderLineInput, prefix: str, route: Literal["graph", "shadow"]
-    ) -> tuple[list[str], list[ArtifactRef], NodeError | None]:
-        """Intake, then render (ids `<prefix>-intake`, `<prefix>-render`): ids, artifacts, error."""
+    ) -> tuple[list[str], list[ArtifactRef], NodeError | None, dict[str, Any]]:
+        """Intake, then render (ids `<prefix>-intake`, `<prefix>-render`): ids, artifacts, error
+        and the intake's outputs."""
         intake_plan, render_plan = input.dispatch.intake_plan, input.dispatch.graph_plan
         assert intake_plan and render_plan, "a graph dispatch carries its intake and render plans"
         intake = await self._child(
@@ -121,7 +198,7 @@ class OrderLineWorkflow:
         )
         intake_artifacts = intake_plan.artifacts(intake.outputs)
         if intake.status != "completed":
-            return [f"{prefix}-intake"], intake_artifacts, intake.error
+            return [f"{prefix}-intake"], intake_artifacts, intake.error, intake.outputs
         entry = order_line_entry(
             intake.outputs, input.order.order_line_id, input.output_type, input.order.product_category
         )
@@ -130,6 +207,7 @@ class OrderLineWorkflow:
             [f"{prefix}-intake", f"{prefix}-render"],
             intake_artifacts + render_plan.artifacts(rendered.outputs),
             rendered.error,
+            intake.outputs,
         )
 
     async def _child(
@@ -169,6 +247,15 @@ class OrderLineWorkflow:
             effective=input.dispatch.effective(),
             error=error.model_dump() if error else None,
         )
+
+
+def _parity_side(
+    artifacts: list[ArtifactRef], effective: dict[str, EffectiveCall], outputs: dict[str, Any]
+) -> ParitySide:
+    """One side of a comparison: its files, effective params, and the CAD facts among its outputs."""
+    facts = {key: output[key] for output in outputs.values() for key in ("objects", "bbox") if key in output}
+    params = {module: call.model_dump() for module, call in effective.items()}
+    return ParitySide(artifacts=artifacts, effective=params, **facts)
 
 
 def _failure_details(failed: ChildWorkflowError, child_id: str) -> dict[str, Any]:

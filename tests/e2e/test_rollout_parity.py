@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from sqlmodel import Session
 
 from activities.artifacts import sha256_of
 from core import temporal as attributes
@@ -15,9 +16,12 @@ from legacy_adapter.mapping import map_legacy_settings
 from output_profiles.dispatch import plan_dispatch
 from output_profiles.dispatch_plan import OrderLine
 from output_profiles.models import OutputTypeCreate
+from persistence.engine import make_engine
 from prodgraph.orders import start_order_line
+from prodgraph.parity import find_report
 from registry.catalog import default_catalog
 from registry.starters import starter
+from support.definitions import with_nodes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.occt, pytest.mark.blender]
 STEEL_LOOK = {
@@ -111,3 +115,35 @@ async def test_a_shadow_delivers_legacy_and_keeps_the_graph_apart(session, step_
     for child_id, route in ((f"{handle.id}-legacy", "legacy"), (f"{handle.id}-shadow-render", "shadow")):
         described = await temporal_env.client.get_workflow_handle(child_id).describe()
         assert described.typed_search_attributes.get(attributes.ROUTE) == route, child_id
+
+    parity = result.shadow.parity
+    assert parity is not None, result.shadow.parity_error
+    assert parity.verdict in ("identical", "equivalent"), parity.differences
+    assert parity.pictures and all(Path(urlparse(ref.uri).path).is_file() for ref in parity.pictures)
+    with Session(make_engine(session.settings)) as db:
+        assert find_report(db, parity.report_id).verdict == parity.verdict
+
+
+async def test_a_shadow_that_differs_on_purpose_names_the_parameter_behind_it(session, step_fixture):
+    """Legacy settings without a template render on the module's default backdrop; the graph's
+    definition asks for white: the comparison is `different` and names the template."""
+    plain = {key: value for key, value in STEEL_LOOK.items() if key != "template"}
+    mapping = map_legacy_settings(plain)
+    profile = steel_look(rollout="shadow", workflow_id="order-still-v1").model_copy(
+        update={"overrides": mapping.overrides.model_dump(mode="json"), "legacy_render_settings": plain}
+    )
+    white = with_nodes(starter("order-still-v1"), template={"params": {"template": "studio_white"}})
+    plan = plan_dispatch(profile, white, default_catalog(), SMALL)
+    order = OrderLine(
+        order_line_id="ol-shadow-2",
+        invocation_params=SMALL,
+        step_path=str(step_fixture("red_cube_blue_cylinder.step")),
+    )
+    result = await (await start_order_line(session, plan, order, "steel-look-still")).result()
+
+    assert result.status == "completed" and result.shadow is not None
+    parity = result.shadow.parity
+    assert parity is not None, result.shadow.parity_error
+    assert parity.verdict == "different", parity
+    explained = [cause for difference in parity.differences for cause in difference.explained_by]
+    assert any("template" in cause and "studio_white" in cause for cause in explained), parity.differences

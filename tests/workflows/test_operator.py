@@ -17,15 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import Session
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.worker import Worker
 
+from activities.artifacts import LocalArtifactStore
+from activities.child_process import ChildJobRunner
+from activities.parity import ParityActivities
 from core.temporal import TemporalSession
 from output_profiles.dispatch import plan_dispatch
 from output_profiles.dispatch_plan import DispatchPlan, OrderLine
 from output_profiles.models import OutputTypeCreate
+from persistence.engine import make_engine
 from prodgraph import operations
 from prodgraph.orders import order_line_outcome, start_order_line
+from prodgraph.parity import ParityRecorder, list_reports
 from prodgraph.runs import graph_outcome
 from registry.catalog import default_catalog
 from registry.compiler import compile_intake, compile_plan
@@ -52,10 +58,18 @@ async def stand_in_session(client: Client, stand_ins: StandIns, settings) -> Asy
         client,
         task_queue=queue,
         workflows=[GraphWorkflow, OrderLineWorkflow, LegacyPipelineWorkflow],
-        activities=stand_ins.activities(),
+        # A shadow's comparison and its record are real: they never touch the stand-ins' files.
+        activities=[*stand_ins.activities(), *parity_activities(settings)],
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     ):
         yield TemporalSession(client, None, settings)
+
+
+def parity_activities(settings) -> list[Any]:
+    """The real parity diff and recorder on this test's store and database."""
+    store = LocalArtifactStore(settings.artifact_root())
+    compare = ParityActivities(store, ChildJobRunner()).compare
+    return [compare, ParityRecorder(make_engine(settings)).record]
 
 
 async def start_graph(
@@ -180,6 +194,16 @@ async def test_a_failing_shadow_never_touches_the_customers_result(temporal_env,
     assert result.shadow.error is not None and result.shadow.error["node_id"] == "resolve"
     assert "cannot go on" in result.shadow.error["message"]
     assert stand_ins.calls["output.publish_asset"] == stand_ins.calls["output.notify"] == 1
+    parity = result.shadow.parity
+    assert parity is not None and parity.verdict == "shadow_failed", result.shadow.parity_error
+    assert "cannot go on" in parity.reason
+    with Session(make_engine(settings)) as db:
+        (stored,) = list_reports(db, "s")
+    assert (stored.id, stored.verdict, stored.order_line_workflow_id) == (
+        parity.report_id,
+        "shadow_failed",
+        f"order-local:{order.order_line_id}",
+    )
 
 
 # --- failure policies ------------------------------------------------------------------------------

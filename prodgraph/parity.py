@@ -1,0 +1,133 @@
+"""Parity reports: recorded by the order line that compared, read by the gate, the CLI and the API."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+from temporalio import activity
+
+from activities.artifacts import ArtifactRef
+from activities.parity import CompareOutput, ParityThresholds, RecordParityInput
+from core.errors import NotFoundError
+from output_profiles.dispatch_plan import DispatchPlan
+from persistence.engine import prepare_database
+from persistence.tables import ParityCalibration, ParityReportRecord
+from registry.catalog import default_catalog
+
+MAX_LISTED = 200
+
+
+class ParityReportView(BaseModel):
+    """A stored comparison as the CLI and the API show it."""
+
+    id: str
+    output_type: str
+    order_line_workflow_id: str
+    verdict: str
+    calibration: bool
+    created_at: Any
+    report: dict[str, Any]
+
+
+class ParityRecorder:
+    """The `parity.record` activity: writes a comparison's row (workers hold the database URL)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._prepared = False
+
+    @activity.defn(name="parity.record")
+    async def record(self, input: RecordParityInput) -> str:
+        """Store the comparison (once per order-line run); its report id."""
+        return await asyncio.to_thread(self._record, input)
+
+    def _record(self, input: RecordParityInput) -> str:
+        if not self._prepared:
+            prepare_database(self.engine, default_catalog())
+            self._prepared = True
+        report_id = parity_report_id(input.order_line_workflow_id, input.run_id)
+        with Session(self.engine) as db:
+            if db.get(ParityReportRecord, report_id) is None:
+                db.add(
+                    ParityReportRecord(
+                        id=report_id,
+                        output_type=input.output_type,
+                        order_line_workflow_id=input.order_line_workflow_id,
+                        owner=input.owner,
+                        verdict=input.compared.report.verdict,
+                        calibration=input.calibration,
+                        report=stored_report(input.compared),
+                    )
+                )
+                db.commit()
+        return report_id
+
+
+def parity_report_id(workflow_id: str, run_id: str) -> str:
+    """The report id of one order-line run (stable across retries of the recording)."""
+    return "par_" + hashlib.sha256(f"{workflow_id}/{run_id}".encode()).hexdigest()[:32]
+
+
+def stored_report(compared: CompareOutput) -> dict[str, Any]:
+    """What a report row keeps: the report, its JSON file and its pictures."""
+    return {
+        **compared.report.model_dump(mode="json"),
+        "report_file": compared.report_file.model_dump(mode="json"),
+        "pictures": [picture.model_dump(mode="json") for picture in compared.pictures],
+    }
+
+
+def with_calibration(db: Session, plan: DispatchPlan, output_type: str) -> DispatchPlan:
+    """A shadow dispatch with the output type's calibrated thresholds (defaults until calibrated)."""
+    if plan.route != "shadow":
+        return plan
+    calibration = db.get(ParityCalibration, output_type)
+    thresholds = (
+        ParityThresholds.model_validate(calibration.thresholds) if calibration else ParityThresholds()
+    )
+    return plan.model_copy(update={"parity_thresholds": thresholds})
+
+
+def list_reports(db: Session, output_type: str | None = None, limit: int = 50) -> list[ParityReportView]:
+    """Stored comparisons, newest first, of one output type or all."""
+    query = select(ParityReportRecord).order_by(col(ParityReportRecord.created_at).desc())
+    if output_type:
+        query = query.where(ParityReportRecord.output_type == output_type)
+    return [_view(row) for row in db.exec(query.limit(min(limit, MAX_LISTED)))]
+
+
+def find_report(db: Session, report_id: str) -> ParityReportView:
+    """One stored comparison by id (or the order-line workflow id it compared), or NotFoundError."""
+    row = (
+        db.get(ParityReportRecord, report_id)
+        or db.exec(
+            select(ParityReportRecord)
+            .where(ParityReportRecord.order_line_workflow_id == report_id)
+            .order_by(col(ParityReportRecord.created_at).desc())
+        ).first()
+    )
+    if row is None:
+        raise NotFoundError(f"no parity report {report_id!r}", field="report_id")
+    return _view(row)
+
+
+def report_pictures(view: ParityReportView) -> list[ArtifactRef]:
+    """The pictures of a stored report."""
+    return [ArtifactRef.model_validate(item) for item in view.report.get("pictures", [])]
+
+
+def _view(row: ParityReportRecord) -> ParityReportView:
+    return ParityReportView(
+        id=row.id,
+        output_type=row.output_type,
+        order_line_workflow_id=row.order_line_workflow_id,
+        verdict=row.verdict,
+        calibration=row.calibration,
+        created_at=row.created_at,
+        report=row.report,
+    )
