@@ -56,3 +56,14 @@ def public_error(error: dict[str, Any] | None, settings: Settings) -> dict[str, 
     if error is None:
         return None
     return {**error, "message": without_paths(str(error.get("message", "")), settings)}
+
+
+def scrubbed(value: Any, settings: Settings) -> Any:
+    """A JSON value with every string passed through `without_paths` (a client's view of a run)."""
+    if isinstance(value, str):
+        return without_paths(value, settings)
+    if isinstance(value, list):
+        return [scrubbed(item, settings) for item in value]
+    if isinstance(value, dict):
+        return {key: scrubbed(item, settings) for key, item in value.items()}
+    return value

@@ -48,14 +48,16 @@ async def start_order_line(
     order: OrderLine,
     output_type_slug: str,
     owner: str = LOCAL_OWNER,
+    idempotency_key: str | None = None,
 ) -> WorkflowHandle[Any, InvocationResult]:
     """Start the parent workflow of one order line, once: its handle.
 
-    The order line id is the idempotency key. Launching the same order line again (a client's
-    retry) answers the run already started for it, running or closed; launching it again with
-    another request is a conflict.
+    The order line id (or the client's idempotency key, when it sends one) with the output type is
+    the idempotency key. Launching the same order line again (a client's retry) answers the run
+    already started for it, running or closed; launching it again with another request is a
+    conflict. A re-render is a new order line id (or key), asked for explicitly.
     """
-    workflow_id = order_line_workflow_id(owner, order.order_line_id)
+    workflow_id = order_line_workflow_id(owner, output_type_slug, idempotency_key or order.order_line_id)
     run_input = OrderLineInput(
         dispatch=plan, order=order, output_type=output_type_slug, task_queues=session.task_queues()
     )
@@ -83,12 +85,13 @@ async def start_order_line(
         return existing
 
 
-def order_line_workflow_id(owner: str, order_line_id: str) -> str:
-    """The one workflow id of an order line of an owner (ids are unique per owner).
+def order_line_workflow_id(owner: str, output_type: str, key: str) -> str:
+    """The one workflow id of an owner's order line of an output type (its id or idempotency key).
 
-    Owners never hold a `:`, so the first one ends the owner: no two owners' ids can collide.
+    Neither owners nor output type slugs hold a `:`, so the first two end them: no two owners'
+    (or output types') ids can collide.
     """
-    return f"order-{owner}:{order_line_id}"
+    return f"order-{owner}:{output_type}:{key}"
 
 
 async def launched_before(session: TemporalSession, workflow_id: str) -> bool:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
@@ -21,6 +21,17 @@ from prodgraph.grants import grant
 from prodgraph.orders import launched_before, order_line_state, order_line_workflow_id, start_order_line
 from prodgraph.preflight import PlannedOrderLine, PreflightReport, plan_order_line, run_preflight
 from registry.catalog import Catalog
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="The client's own key for this launch; it replaces the order line id as the key.",
+    ),
+]
 
 router = APIRouter(
     prefix="/api/order-lines", tags=["order lines"], responses=ERROR_RESPONSES, dependencies=AUTHENTICATED
@@ -117,11 +128,14 @@ async def launch_order_line(
     catalog: CatalogDep,
     temporal: TemporalDep,
     caller: CallerDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> OrderLineLaunched:
     """Dispatch through the output type (legacy, graph or shadow) and start the run.
 
-    The order line id is the idempotency key, per caller: sending the same line again answers the
-    run it started; the same id with another request is 409. The preflight checks run first: when
+    The order line id (or an `Idempotency-Key` header), with the output type, is the idempotency
+    key, per caller: sending the same line again answers the run it started, running or ended;
+    the same key with another request is 409. A re-render is a new order line id, asked for
+    explicitly. The preflight checks run first: when
     one fails nothing starts, and the answer is 422 `preflight_failed` with every check.
     """
     planned = await off_loop(
@@ -135,7 +149,9 @@ async def launch_order_line(
     )
     output_type = planned.require_output_type()
     cad_file = planned.require_cad_file()
-    workflow_id = order_line_workflow_id(caller.owner, request.order_line_id)
+    workflow_id = order_line_workflow_id(
+        caller.owner, request.output_type, idempotency_key or request.order_line_id
+    )
     # A client's retry of a line already launched answers its run, whatever workers do now.
     if not await launched_before(temporal, workflow_id):
         report = await run_preflight(temporal, catalog, planned, request.product_category, caller.owner)
@@ -144,7 +160,9 @@ async def launch_order_line(
     order = OrderLine(
         **request.model_dump(exclude={"output_type", "cad_file_id"}), step_path=step_reference(cad_file)
     )
-    handle = await start_order_line(temporal, plan, order, output_type.slug, owner=caller.owner)
+    handle = await start_order_line(
+        temporal, plan, order, output_type.slug, owner=caller.owner, idempotency_key=idempotency_key
+    )
     return OrderLineLaunched(
         workflow_id=handle.id,
         route=plan.route,

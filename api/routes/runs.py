@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.auth import AUTHENTICATED, Caller, CallerDep, require_role
-from api.deps import NodeIdPath, TemporalDep, WorkflowIdPath
+from api.deps import NodeIdPath, SettingsDep, TemporalDep, WorkflowIdPath
 from api.errors import ERROR_RESPONSES
+from api.public import scrubbed
 from api.schemas import (
     AbortRequest,
     AbortResult,
@@ -49,9 +50,18 @@ async def list_runs(
 
 
 @router.get("/{workflow_id}", response_model=RunView, dependencies=[require_role(Role.client, Role.operator)])
-async def show_run(workflow_id: WorkflowIdPath, temporal: TemporalDep, caller: CallerDep) -> RunView:
-    """A graph run's nodes: status, attempts, last error, timings, params with provenance."""
-    return await operations.show_run(temporal, workflow_id, owner=scope(caller))
+async def show_run(
+    workflow_id: WorkflowIdPath, temporal: TemporalDep, caller: CallerDep, settings: SettingsDep
+) -> RunView:
+    """A graph run's nodes: status, attempts, last error, timings, params with provenance.
+
+    A client sees no server path in it (store URIs and folders are cut to their last part);
+    on-call sees the run as it is.
+    """
+    view = await operations.show_run(temporal, workflow_id, owner=scope(caller))
+    if caller.sees_everything:
+        return view
+    return RunView.model_validate(scrubbed(view.model_dump(mode="json"), settings))
 
 
 @router.post(

@@ -260,3 +260,22 @@ async def test_launches_and_reads_together_all_finish_on_a_small_pool(launch_set
     launched = {answer.json()["workflow_id"] for answer in answers[:12]}
     assert len(launched) == 12
     assert answers[12].json()[0]["slug"]  # the reads answered with the seeded rows
+
+
+async def test_an_idempotency_key_fixes_the_run_in_place_of_the_order_line_id(launch_settings):
+    async with api_with_stand_ins(launch_settings) as (http, cad_file):
+        body = order_body(f"ol-key-{uuid.uuid4().hex[:8]}", cad_file)
+        key = {"Idempotency-Key": f"client-{uuid.uuid4()}"}
+        first = await http.post("/api/order-lines", json=body, headers=key)
+        again = await http.post("/api/order-lines", json=body, headers=key)
+        assert first.status_code == again.status_code == 202, first.json()
+        assert again.json()["workflow_id"] == first.json()["workflow_id"]
+        assert first.json()["workflow_id"].endswith(f":studio-still:{key['Idempotency-Key']}")
+        other = await http.post(
+            "/api/order-lines", json={**body, "invocation_params": {"width": 200}}, headers=key
+        )
+        assert other.status_code == 409 and other.json()["error"]["code"] == "conflict"
+        unkeyed = await http.post("/api/order-lines", json=body)
+        assert unkeyed.status_code == 202 and unkeyed.json()["workflow_id"] != first.json()["workflow_id"]
+        bad = await http.post("/api/order-lines", json=body, headers={"Idempotency-Key": "a b"})
+        assert bad.status_code == 422

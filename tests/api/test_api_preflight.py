@@ -119,7 +119,9 @@ async def test_without_workers_the_check_fails_and_the_launch_starts_nothing(
     error = launched.json()["error"]
     assert error["code"] == "preflight_failed"
     assert statuses(error)["workers"] == "fail" and statuses(error)["output_type"] == "pass"
-    assert not await started(temporal_env.client, order_line_workflow_id(TEST_OWNER, order["order_line_id"]))
+    assert not await started(
+        temporal_env.client, order_line_workflow_id(TEST_OWNER, "studio-still", order["order_line_id"])
+    )
 
 
 @pytest.mark.parametrize(
@@ -164,7 +166,9 @@ async def test_each_failing_check_is_answered_and_refuses_the_launch(
     assert f"{failing}: " in error["message"]
     if failing == "workflow":
         assert error["problems"][0]["path"] == "params.width"
-    assert not await started(temporal_env.client, order_line_workflow_id(TEST_OWNER, order["order_line_id"]))
+    assert not await started(
+        temporal_env.client, order_line_workflow_id(TEST_OWNER, "studio-still", order["order_line_id"])
+    )
 
 
 def test_an_unknown_output_type_fails_its_check_and_its_launch_is_404(api: TestClient, uploaded: str) -> None:

@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from api.app import create_app
+from api.public import scrubbed
 from core.settings import Settings
 from core.temporal import TemporalSession
 from core.vocabulary import Role
@@ -219,7 +220,9 @@ async def test_a_client_sees_only_its_own_runs_and_cannot_repair_them(api: Api):
 
     listed = await api.call("GET", "/api/runs", params={"order_line": order_line}, headers=acme)
     assert [run["workflow_id"] for run in listed.json()] == [own.id]
-    assert (await api.call("GET", f"/api/runs/{own.id}", headers=acme)).status_code == 200
+    shown = await api.call("GET", f"/api/runs/{own.id}", headers=acme)
+    assert shown.status_code == 200 and shown.json()["nodes"][0]["status"] == "completed"
+    assert "file://" not in shown.text and str(api.session.settings.state_dir) not in shown.text
     hidden = await api.call("GET", f"/api/runs/{other.id}", headers=acme)
     assert hidden.status_code == 404 and hidden.json()["error"]["message"] == f"no run {other.id!r}"
     refused = await api.call("POST", f"/api/runs/{own.id}/nodes/extract/skip", json={}, headers=acme)
@@ -227,3 +230,16 @@ async def test_a_client_sees_only_its_own_runs_and_cannot_repair_them(api: Api):
     assert (await other.query(GraphWorkflow.progress))["extract"].status == "awaiting_operator"
     await other.terminate("test over")
     await own.terminate("test over")
+
+
+def test_a_clients_view_of_a_run_cuts_server_paths(tmp_path: Path):
+    settings = Settings(state_dir=tmp_path)
+    store = settings.artifact_root()
+    view = {
+        "nodes": [
+            {"error": {"message": f"cannot read {store}/ab/abcd.step"}, "params": [f"file://{store}/x.png"]}
+        ]
+    }
+    assert scrubbed(view, settings) == {
+        "nodes": [{"error": {"message": "cannot read abcd.step"}, "params": ["x.png"]}]
+    }

@@ -202,7 +202,7 @@ async def test_a_failing_shadow_never_touches_the_customers_result(temporal_env,
     assert (stored.id, stored.verdict, stored.order_line_workflow_id) == (
         parity.report_id,
         "shadow_failed",
-        f"order-local:{order.order_line_id}",
+        f"order-local:s:{order.order_line_id}",
     )
 
 
