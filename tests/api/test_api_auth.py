@@ -23,7 +23,7 @@ from core.vocabulary import Role
 pytest_plugins = ["api_fixtures"]
 
 #: What answers without a key: the docs page, its Swagger UI files and the OpenAPI document.
-PUBLIC = {"/docs", "/docs/assets", "/openapi.json"}
+PUBLIC = {"/docs", "/docs/assets", "/redoc", "/openapi.json"}
 SECOND_TOKEN = "second-token-abcdefghijklmnop"
 
 

@@ -40,7 +40,7 @@ pytest_plugins = ["api_fixtures"]
 
 CLIENT, AUTHOR, OPERATOR, ADMIN = Role.client, Role.author, Role.operator, Role.admin
 #: Routes answered without a key.
-PUBLIC = {"/docs", "/docs/assets", "/openapi.json"}
+PUBLIC = {"/docs", "/docs/assets", "/redoc", "/openapi.json"}
 
 
 @dataclass(frozen=True)
