@@ -21,7 +21,7 @@ from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.limits import MIB, RequestLimits
 from api.ratelimit import TokenBuckets
-from api.routes import artifacts, cad_files, keys, legacy, order_lines, output_types, runs, workflows
+from api.routes import artifacts, cad_files, keys, legacy, order_lines, output_types, parity, runs, workflows
 from core.settings import Settings, get_settings
 from persistence.engine import make_engine, prepare_database
 from registry.catalog import default_catalog
@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runs.router,
         legacy.router,
         keys.router,
+        parity.router,
     ):
         app.include_router(router)
     document_roles(app)

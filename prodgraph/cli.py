@@ -97,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     _file_command(
         output_types, "import", "import a legacy export as output types", "export", _import_output_types
     )
+    _add_rollout_commands(commands, output_types)
     _add_keys_commands(commands)
     server = commands.add_parser("server", help="the embedded Temporal dev server")
     server.add_argument("action", choices=["start", "stop", "status"])
@@ -128,14 +129,33 @@ def _add_render_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--samples", type=int)
     command.add_argument("--engine", choices=[str(engine) for engine in Engine])
     command.add_argument("--transparent", action="store_true", default=None, dest="transparent_background")
+    command.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any invocation parameter (VALUE read as JSON, else as text); repeat for more",
+    )
 
 
 def _invocation(args: argparse.Namespace) -> dict[str, Any]:
-    return {
+    flags = {
         key: getattr(args, key, None)
         for key in ("width", "height", "samples", "engine", "transparent_background")
         if getattr(args, key, None) is not None
     }
+    return {**flags, **dict(_param(item) for item in getattr(args, "param", []))}
+
+
+def _param(item: str) -> tuple[str, Any]:
+    """KEY=VALUE, the value read as JSON when it is JSON (`samples=8`, `denoise=false`)."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ProdgraphError(f"--param {item!r}: write KEY=VALUE", field="param")
+    try:
+        return key.strip(), json.loads(text)
+    except json.JSONDecodeError:
+        return key.strip(), text
 
 
 def _order(args: argparse.Namespace) -> int:
@@ -742,6 +762,155 @@ def _fail(args: argparse.Namespace, error: dict) -> int:
     else:
         print(f"error: {error['message']}", file=sys.stderr)
     return 1
+
+
+# --- rollout and parity: output types, the gate, shadow comparisons -----------------------------
+
+
+def _add_rollout_commands(commands: Any, output_types: Any) -> None:
+    listing = output_types.add_parser("list", help="every output type: rollout, workflow, parity")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_output_types_list)
+    show = output_types.add_parser("show", help="one output type with its parity gate")
+    show.add_argument("slug")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_output_types_show)
+    rollout = output_types.add_parser(
+        "set-rollout", help="move an output type to legacy, shadow or graph, through the parity gate"
+    )
+    rollout.add_argument("slug")
+    rollout.add_argument("rollout", choices=["legacy", "shadow", "graph"])
+    rollout.add_argument("--workflow", metavar="ID[@VERSION]", help="the workflow to link")
+    rollout.add_argument("--force", action="store_true", help="move to graph although the gate is closed")
+    rollout.add_argument("--reason", help="why the gate is forced (recorded)")
+    rollout.add_argument("--json", action="store_true")
+    rollout.set_defaults(handler=_set_rollout)
+    parity = commands.add_parser("parity", help="shadow comparisons").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    report = parity.add_parser("show", help="one comparison, by report id or order-line run")
+    report.add_argument("run")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(handler=_parity_show)
+    summary = parity.add_parser("summary", help="per output type: comparisons, share equivalent, gate")
+    summary.add_argument("--output-type")
+    summary.add_argument("--json", action="store_true")
+    summary.set_defaults(handler=_parity_summary)
+
+
+def _output_types_list(args: argparse.Namespace) -> int:
+    from sqlmodel import select
+
+    from persistence.tables import OutputType
+
+    with _database() as db:
+        rows = list(db.exec(select(OutputType).order_by(OutputType.slug)))
+        listed = [
+            {
+                "slug": row.slug,
+                "rollout": str(row.rollout),
+                "workflow_id": row.workflow_id,
+                "active": row.is_active,
+            }
+            for row in rows
+        ]
+    if args.json:
+        print(json.dumps(listed))
+    for item in listed if not args.json else []:
+        print(f"{item['slug']:<32} {item['rollout']:<7} {item['workflow_id'] or '-'}")
+    return 0
+
+
+def _output_types_show(args: argparse.Namespace) -> int:
+    from persistence.repositories import require_output_type
+    from prodgraph.rollout import parity_gate
+
+    settings = get_settings()
+    with _database() as db:
+        row = require_output_type(db, args.slug)
+        gate = parity_gate(db, row.slug, settings.parity_gate_runs)
+        shown = {"output_type": row.model_dump(mode="json"), "gate": gate.model_dump(mode="json")}
+    if args.json:
+        print(json.dumps(shown))
+    else:
+        print(f"{row.slug}: {row.rollout}, workflow {row.workflow_id or '-'}")
+        print(f"  gate {'open' if gate.open else 'closed'}: {gate.reason}")
+    return 0
+
+
+def _set_rollout(args: argparse.Namespace) -> int:
+    from output_profiles.models import Rollout
+    from prodgraph.rollout import set_rollout
+    from registry.catalog import default_catalog
+
+    workflow_id, version = _workflow_ref(args.workflow)
+    settings = get_settings()
+    with _database() as db:
+        row, gate = set_rollout(
+            db,
+            default_catalog(),
+            args.slug,
+            Rollout(args.rollout),
+            actor=os.environ.get("USER") or "cli",
+            required=settings.parity_gate_runs,
+            workflow_id=workflow_id,
+            workflow_version=version,
+            force=args.force,
+            reason=args.reason,
+        )
+        changed = {"slug": row.slug, "rollout": str(row.rollout), "workflow_id": row.workflow_id}
+    if args.json:
+        print(json.dumps({**changed, "gate": gate.model_dump(mode="json")}))
+    else:
+        print(f"{changed['slug']}: {changed['rollout']} (workflow {changed['workflow_id'] or '-'})")
+        print(f"  gate {'open' if gate.open else 'closed'}: {gate.reason}")
+    return 0
+
+
+def _workflow_ref(text: str | None) -> tuple[str | None, int | None]:
+    """ID[@VERSION] as (id, version)."""
+    if text is None:
+        return None, None
+    workflow_id, _, version = text.partition("@")
+    if version and not version.isdigit():
+        raise ProdgraphError(f"--workflow {text!r}: the version after @ is a number", field="workflow")
+    return workflow_id, int(version) if version else None
+
+
+def _parity_show(args: argparse.Namespace) -> int:
+    from prodgraph.parity import find_report
+
+    with _database() as db:
+        view = find_report(db, args.run)
+    if args.json:
+        print(view.model_dump_json())
+        return 0
+    print(f"{view.id}: {view.verdict} ({view.output_type}, {view.order_line_workflow_id})")
+    print(f"  {view.report.get('reason', '')}")
+    for difference in view.report.get("differences", []):
+        causes = "; ".join(difference.get("explained_by", [])) or "no parameter differs"
+        print(f"  {difference['artifact']} {difference['metric']}: {causes}")
+    return 0
+
+
+def _parity_summary(args: argparse.Namespace) -> int:
+    from sqlmodel import select
+
+    from persistence.tables import OutputType
+    from prodgraph.rollout import parity_gate
+
+    settings = get_settings()
+    with _database() as db:
+        slugs = [args.output_type] if args.output_type else list(db.exec(select(OutputType.slug)))
+        gates = [parity_gate(db, slug, settings.parity_gate_runs) for slug in sorted(slugs)]
+    if args.json:
+        print(json.dumps([gate.model_dump(mode="json") for gate in gates]))
+        return 0
+    for gate in gates:
+        share = "-" if gate.equivalent_share is None else f"{gate.equivalent_share:.0%}"
+        state = "open" if gate.open else "closed"
+        print(f"{gate.output_type:<32} {gate.compared:>4} compared, {share:>4} equivalent, gate {state}")
+    return 0
 
 
 if __name__ == "__main__":

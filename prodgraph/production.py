@@ -19,10 +19,10 @@ from core.errors import CadFileNotFoundError
 from core.settings import Settings
 from core.temporal import TemporalSession
 from core.vocabulary import DELIVERABLE_ROLES
-from output_profiles.dispatch_plan import DispatchPlan, OrderLine
+from output_profiles.dispatch_plan import DispatchPlan, OrderLine, ShadowResult
 from persistence.engine import make_engine, prepare_database
 from prodgraph.orders import dispatch_order_line, order_line_outcome, start_order_line
-from prodgraph.reports import DeliveredFile, ErrorReport, OrderReport, RunReport
+from prodgraph.reports import DeliveredFile, ErrorReport, OrderReport, ParityReportSummary, RunReport
 from prodgraph.runs import POLL_S, ProgressCallback, follow, run_plan
 from registry.catalog import default_catalog
 from registry.compiler import compile_intake, compile_plan
@@ -114,6 +114,33 @@ async def produce_order_line(
         artifacts=deliver(session, result.artifacts, out_dir, step_path.stem),
         effective=result.effective,
         error=ErrorReport.model_validate(result.error) if result.error else None,
+        parity=parity_summary(session, result.shadow, out_dir / "parity") if result.shadow else None,
+    )
+
+
+def parity_summary(session: TemporalSession, shadow: ShadowResult, out_dir: Path) -> ParityReportSummary:
+    """A shadow's comparison for the CLI: its pictures copied (checked) into out_dir."""
+    parity = shadow.parity
+    if parity is None:
+        reason = shadow.parity_error or "no comparison was made"
+        return ParityReportSummary(verdict="not_compared", report=None, reason=reason)
+    store = LocalArtifactStore(session.settings.artifact_root())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pictures = [
+        str(store.copy_to(ref, out_dir / f"{parity.report_id}-{index}.png").resolve())
+        for index, ref in enumerate(parity.pictures, start=1)
+    ]
+    return ParityReportSummary(
+        verdict=parity.verdict,
+        report=parity.report_id,
+        reason=parity.reason,
+        pictures=pictures,
+        differences=[
+            difference.model_dump(
+                include={"artifact", "metric", "legacy", "graph", "threshold", "explained_by"}
+            )
+            for difference in parity.differences
+        ],
     )
 
 

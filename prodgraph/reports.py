@@ -66,12 +66,29 @@ class RunReport(BaseModel):
             )
 
 
+class ParityReportSummary(BaseModel):
+    """A shadow's comparison as `order` prints it: the verdict, where the report and pictures
+    were copied, and each difference with the parameters behind it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: str
+    report: str | None
+    """The stored report's id (`prodgraph parity show`); None when the diff itself failed."""
+    reason: str
+    pictures: list[str] = []
+    """PNG paths: legacy, graph and their difference, side by side, one per image artifact."""
+    differences: list[dict[str, Any]] = []
+
+
 class OrderReport(RunReport):
     """What `order` prints: a run report plus the route and the effective parameters."""
 
     route: Literal["legacy", "graph", "shadow"] | None = None
     artifact_kinds: list[str] = []
     effective: dict[str, EffectiveCall] = {}
+    parity: ParityReportSummary | None = None
+    """In shadow mode, the comparison of the graph beside the legacy run."""
 
 
 def failure_report(error: dict[str, Any]) -> RunReport:

@@ -79,6 +79,7 @@ def test_the_walk_finds_every_router(app: FastAPI):
         "runs",
         "legacy",
         "keys",
+        "parity",
     }
     assert len(api_calls(app)) >= 25
 

@@ -94,6 +94,8 @@ ROUTES: dict[str, Access] = {
     "POST /api/runs/{workflow_id}/nodes/{node_id}/skip": OPERATORS,
     "POST /api/runs/{workflow_id}/abort": OPERATORS,
     "POST /api/runs/{workflow_id}/rerun": OPERATORS,
+    "GET /api/parity/reports": STAFF_READ,
+    "GET /api/parity/reports/{report_id}": STAFF_READ,
     "POST /api/keys": ADMINS,
     "GET /api/keys": ADMINS,
     "DELETE /api/keys/{key_id}": ADMINS,
