@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -22,15 +23,20 @@ from registry.catalog import default_catalog
 MAX_LISTED = 200
 
 
-class ParityReportView(BaseModel):
-    """A stored comparison as the CLI and the API show it."""
+class ParityReportListing(BaseModel):
+    """A stored comparison in a list: which order line, which output type, the verdict."""
 
     id: str
     output_type: str
     order_line_workflow_id: str
     verdict: str
     calibration: bool
-    created_at: Any
+    created_at: datetime
+
+
+class ParityReportView(ParityReportListing):
+    """A stored comparison in full, as the CLI and the API show it."""
+
     report: dict[str, Any]
 
 

@@ -67,7 +67,8 @@ class OrderLineLaunched(BaseModel):
 class OrderLineResult(BaseModel):
     """How an ended invocation went (its artifacts are listed beside it, as download links)."""
 
-    route: Literal["legacy", "graph"]
+    route: Literal["legacy", "graph", "shadow"]
+    """In a shadow, the legacy run's: the graph beside it is on-call's to see (/api/parity)."""
     status: Literal["completed", "failed"]
     workflow_ids: list[str]
     effective: dict[str, EffectiveCall]
@@ -84,11 +85,11 @@ class OrderLineStatus(BaseModel):
     result: OrderLineResult | None = None
 
 
-async def preflight_of(
-    request: OrderLineRequest, session: Session, catalog: Catalog, temporal: TemporalSession, owner: str
-) -> tuple[PlannedOrderLine, PreflightReport]:
-    """The order line planned (its database work off the event loop) and its preflight checks."""
-    planned = await off_loop(
+async def planned_of(
+    request: OrderLineRequest, session: Session, catalog: Catalog, owner: str
+) -> PlannedOrderLine:
+    """The order line planned: output type, workflow, CAD file, dispatch (off the event loop)."""
+    return await off_loop(
         session,
         plan_order_line,
         catalog,
@@ -97,6 +98,13 @@ async def preflight_of(
         request.cad_file_id,
         owner,
     )
+
+
+async def preflight_of(
+    request: OrderLineRequest, session: Session, catalog: Catalog, temporal: TemporalSession, owner: str
+) -> tuple[PlannedOrderLine, PreflightReport]:
+    """The order line planned and its preflight checks."""
+    planned = await planned_of(request, session, catalog, owner)
     report = await run_preflight(temporal, catalog, planned, request.product_category, owner)
     return planned, report
 
@@ -135,18 +143,10 @@ async def launch_order_line(
     The order line id (or an `Idempotency-Key` header), with the output type, is the idempotency
     key, per caller: sending the same line again answers the run it started, running or ended;
     the same key with another request is 409. A re-render is a new order line id, asked for
-    explicitly. The preflight checks run first: when
-    one fails nothing starts, and the answer is 422 `preflight_failed` with every check.
+    explicitly. The preflight checks run first: when one fails nothing starts, and the answer is
+    422 `preflight_failed` with every check.
     """
-    planned = await off_loop(
-        session,
-        plan_order_line,
-        catalog,
-        request.output_type,
-        request.invocation_params,
-        request.cad_file_id,
-        caller.owner,
-    )
+    planned = await planned_of(request, session, catalog, caller.owner)
     output_type = planned.require_output_type()
     cad_file = planned.require_cad_file()
     workflow_id = order_line_workflow_id(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel
 
 from api.auth import AUTHENTICATED, CallerDep, require_role
 from api.deps import SessionDep, SettingsDep, off_loop
@@ -13,7 +12,14 @@ from api.errors import ERROR_RESPONSES
 from api.public import ArtifactLink, link, scrubbed
 from core.vocabulary import Role
 from prodgraph.grants import grant
-from prodgraph.parity import MAX_LISTED, ParityReportView, find_report, list_reports, report_pictures
+from prodgraph.parity import (
+    MAX_LISTED,
+    ParityReportListing,
+    ParityReportView,
+    find_report,
+    list_reports,
+    report_pictures,
+)
 
 router = APIRouter(
     prefix="/api/parity",
@@ -26,25 +32,13 @@ ReportIdPath = Annotated[
 ]
 
 
-class ParityReportSummary(BaseModel):
-    """A comparison in a list: which order line, which output type, the verdict."""
-
-    id: str
-    output_type: str
-    order_line_workflow_id: str
-    verdict: str
-    calibration: bool
-    created_at: Any
-
-
-class ParityReportAnswer(ParityReportSummary):
+class ParityReportAnswer(ParityReportView):
     """A comparison in full: the report, and its pictures as download links."""
 
-    report: dict[str, Any]
     pictures: list[ArtifactLink]
 
 
-@router.get("/reports", response_model=list[ParityReportSummary])
+@router.get("/reports", response_model=list[ParityReportListing])
 async def parity_reports(
     session: SessionDep,
     output_type: Annotated[str | None, Query(min_length=1, max_length=80)] = None,
