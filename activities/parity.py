@@ -352,6 +352,19 @@ class RecordParityInput(BaseModel):
     calibration: bool = False
 
 
+class StoreCalibrationInput(BaseModel):
+    """An output type's measured noise floor, to keep as the thresholds its comparisons use."""
+
+    model_config = CONTRACT
+
+    output_type: str
+    thresholds: ParityThresholds
+    step_sha256: str
+    """The STEP file calibrated on."""
+    report_id: str
+    """The legacy-against-legacy comparison the thresholds come from."""
+
+
 # --- the module ----------------------------------------------------------------------------
 
 

@@ -63,6 +63,8 @@ class RenderSettings(BaseModel):
     """Transparent film instead of the studio backdrop."""
     denoise: bool = False
     """Denoise the render."""
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    """Cycles' sampling seed: another seed shows the render's own noise (parity calibration)."""
     camera_preset: CameraPreset | None = None
     """Camera placement around the bounding box; None takes the template's."""
 

@@ -41,6 +41,12 @@ class LegacyPlan(BaseModel):
         """The artifacts among a run's outputs (module key → output), in chain order."""
         return artifacts_of(self.steps, outputs)
 
+    def with_render_params(self, **params: Any) -> LegacyPlan:
+        """The plan with these params set on its render step (a calibration's sampling seed)."""
+        call = self.steps[self.render_step]
+        changed = call.model_copy(update={"params": {**call.params, **params}})
+        return self.model_copy(update={"steps": {**self.steps, self.render_step: changed}})
+
 
 def legacy_plan(
     artifact_kind: ArtifactKind,

@@ -792,6 +792,16 @@ def _add_rollout_commands(commands: Any, output_types: Any) -> None:
     report.add_argument("run")
     report.add_argument("--json", action="store_true")
     report.set_defaults(handler=_parity_show)
+    calibrate = parity.add_parser(
+        "calibrate", help="measure an output type's noise: its legacy route twice, two seeds"
+    )
+    calibrate.add_argument("output_type")
+    calibrate.add_argument("step_file", type=Path)
+    calibrate.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="invocation parameter (repeat)"
+    )
+    calibrate.add_argument("--json", action="store_true")
+    calibrate.set_defaults(handler=_parity_calibrate)
     summary = parity.add_parser("summary", help="per output type: comparisons, share equivalent, gate")
     summary.add_argument("--output-type")
     summary.add_argument("--json", action="store_true")
@@ -890,6 +900,32 @@ def _parity_show(args: argparse.Namespace) -> int:
     for difference in view.report.get("differences", []):
         causes = "; ".join(difference.get("explained_by", [])) or "no parameter differs"
         print(f"  {difference['artifact']} {difference['metric']}: {causes}")
+    return 0
+
+
+def _parity_calibrate(args: argparse.Namespace) -> int:
+    from prodgraph.parity import calibration_input, start_calibration
+    from prodgraph.production import stage_input
+    from registry.catalog import default_catalog
+
+    async def calibrate(session: TemporalSession) -> Any:
+        step_path = str(stage_input(session.settings, args.step_file))
+        with _database() as db:
+            calibration = calibration_input(
+                db, default_catalog(), args.output_type, step_path, session.task_queues(), _invocation(args)
+            )
+        handle = await start_calibration(session, calibration)
+        print(f"calibrating in {handle.id}: {session.workflow_url(handle.id) or ''}", file=sys.stderr)
+        return await handle.result()
+
+    result = _in_session(calibrate)
+    thresholds = result.thresholds.model_dump(mode="json")
+    if args.json:
+        print(json.dumps({"report": result.report_id, "thresholds": thresholds}))
+    else:
+        print(f"{args.output_type}: noise measured in {result.report_id} ({result.compared.report.verdict})")
+        for name, value in thresholds.items():
+            print(f"  {name:<20} {value}")
     return 0
 
 

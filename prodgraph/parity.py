@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 from temporalio import activity
+from temporalio.client import WorkflowHandle
 
 from activities.artifacts import ArtifactRef
-from activities.parity import CompareOutput, ParityThresholds, RecordParityInput
+from activities.parity import CompareOutput, ParityThresholds, RecordParityInput, StoreCalibrationInput
 from core.errors import NotFoundError
+from core.temporal import TemporalSession
+from output_profiles.dispatch import plan_dispatch
 from output_profiles.dispatch_plan import DispatchPlan
+from output_profiles.models import Rollout
 from persistence.engine import prepare_database
+from persistence.repositories import require_output_type
 from persistence.tables import ParityCalibration, ParityReportRecord
-from registry.catalog import default_catalog
+from registry.catalog import Catalog, default_catalog
+from workflows.parity import CalibrationInput, CalibrationResult, ParityCalibrationWorkflow
 
 MAX_LISTED = 200
 
@@ -52,10 +59,30 @@ class ParityRecorder:
         """Store the comparison (once per order-line run); its report id."""
         return await asyncio.to_thread(self._record, input)
 
-    def _record(self, input: RecordParityInput) -> str:
+    @activity.defn(name="parity.store_calibration")
+    async def store_calibration(self, input: StoreCalibrationInput) -> None:
+        """Keep an output type's measured thresholds (replacing an earlier calibration)."""
+        await asyncio.to_thread(self._store_calibration, input)
+
+    def _prepare(self) -> None:
         if not self._prepared:
             prepare_database(self.engine, default_catalog())
             self._prepared = True
+
+    def _store_calibration(self, input: StoreCalibrationInput) -> None:
+        self._prepare()
+        with Session(self.engine) as db:
+            row = db.get(ParityCalibration, input.output_type) or ParityCalibration(
+                output_type=input.output_type, thresholds={}, step_sha256=input.step_sha256
+            )
+            row.thresholds = input.thresholds.model_dump(mode="json")
+            row.step_sha256 = input.step_sha256
+            row.measured_at = datetime.now(UTC)
+            db.add(row)
+            db.commit()
+
+    def _record(self, input: RecordParityInput) -> str:
+        self._prepare()
         report_id = parity_report_id(input.order_line_workflow_id, input.run_id)
         with Session(self.engine) as db:
             if db.get(ParityReportRecord, report_id) is None:
@@ -136,4 +163,33 @@ def _view(row: ParityReportRecord) -> ParityReportView:
         calibration=row.calibration,
         created_at=row.created_at,
         report=row.report,
+    )
+
+
+def calibration_input(
+    db: Session,
+    catalog: Catalog,
+    output_type: str,
+    step_path: str,
+    task_queues: dict[str, str],
+    invocation_params: dict[str, Any] | None = None,
+) -> CalibrationInput:
+    """What a calibration runs: the output type's legacy route on one STEP file (a path a worker
+    may read, or a store reference), with these invocation params."""
+    row = require_output_type(db, output_type)
+    legacy = row.model_copy(update={"rollout": Rollout.legacy})
+    plan = plan_dispatch(legacy, None, catalog, invocation_params).legacy_plan
+    assert plan is not None, "a legacy dispatch carries its legacy plan"
+    return CalibrationInput(output_type=row.slug, plan=plan, step_path=step_path, task_queues=task_queues)
+
+
+async def start_calibration(
+    session: TemporalSession, calibration: CalibrationInput
+) -> WorkflowHandle[Any, CalibrationResult]:
+    """Start a calibration: the legacy route twice, compared, the measured thresholds kept."""
+    return await session.client.start_workflow(
+        ParityCalibrationWorkflow.run,
+        calibration,
+        id=f"calibrate-{calibration.output_type}-{uuid.uuid4().hex[:8]}",
+        task_queue=session.settings.default_queue,
     )

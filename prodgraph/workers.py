@@ -26,8 +26,9 @@ from registry.catalog import SERVICE_MODULES, default_catalog
 from workflows.graph import GraphWorkflow
 from workflows.legacy import LegacyPipelineWorkflow
 from workflows.order_line import OrderLineWorkflow
+from workflows.parity import ParityCalibrationWorkflow
 
-WORKFLOWS = [GraphWorkflow, LegacyPipelineWorkflow, OrderLineWorkflow]
+WORKFLOWS = [GraphWorkflow, LegacyPipelineWorkflow, OrderLineWorkflow, ParityCalibrationWorkflow]
 #: Light modules and workflow tasks are cheap; heavy queues take their limits from settings.
 DEFAULT_QUEUE_CONCURRENCY = 20
 HEARTBEAT_THROTTLE = timedelta(seconds=2)
@@ -77,7 +78,7 @@ def build_workers(
     )
     activities = activity_implementations(settings, jobs)
     # Shadow runs record their comparison for the rollout gate, through the database.
-    recorder = ParityRecorder(make_engine(settings)).record
+    recorder = ParityRecorder(make_engine(settings))
     concurrency: dict[QueueName, int] = {
         "default": DEFAULT_QUEUE_CONCURRENCY,
         "cad": settings.cad_concurrency,
@@ -88,7 +89,7 @@ def build_workers(
             client,
             task_queue=settings.queue_for(queue),
             activities=[fn for fn in activities if module_spec(fn).task_queue == queue]
-            + ([recorder] if queue == "default" else []),
+            + ([recorder.record, recorder.store_calibration] if queue == "default" else []),
             workflows=WORKFLOWS if queue == "default" else [],
             max_concurrent_activities=concurrency[queue],
             graceful_shutdown_timeout=grace,

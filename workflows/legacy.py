@@ -31,6 +31,8 @@ class LegacyPipelineInput(BaseModel):
     order_line_id: str
     product_category: str | None = None
     task_queues: dict[str, str]
+    deliver: bool = True
+    """Publish and notify at the end; a parity calibration's runs deliver nothing."""
 
 
 class LegacyRunResult(BaseModel):
@@ -103,6 +105,8 @@ class LegacyPipelineWorkflow:
         if input.plan.thumbnail and "still" in deliverables:
             thumbnail = await self._call("render.thumbnail", still=deliverables["still"])
             deliverables["thumbnail"] = thumbnail["thumbnail"]
+        if not input.deliver:
+            return
         published = await self._call(
             "output.publish_asset", order_line_id=input.order_line_id, **deliverables
         )

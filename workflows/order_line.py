@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy as TemporalRetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -16,17 +14,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.artifacts import ArtifactRef
     from activities.parity import (
         CompareInput,
-        CompareOutput,
-        ParitySide,
         ParityThresholds,
-        RecordParityInput,
         RunFailure,
     )
     from core import temporal as attributes
     from core.vocabulary import ARTIFACT_KIND_ROLES, ArtifactKind
     from output_profiles.dispatch_plan import (
         DispatchPlan,
-        EffectiveCall,
         InvocationResult,
         OrderLine,
         ParityOutcome,
@@ -35,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
     from registry.families import order_line_entry
     from registry.plan import ExecutionPlan
     from workflows.graph import (
-        HEARTBEAT_TIMEOUT,
         OPERATOR_PATCH,
         OWNER_PATCH,
         GraphRunInput,
@@ -45,12 +38,7 @@ with workflow.unsafe.imports_passed_through():
         RunLabels,
     )
     from workflows.legacy import LegacyPipelineInput, LegacyPipelineWorkflow, LegacyRunResult
-
-
-#: The parity diff's own timeout (activities/parity.py), and the recording's.
-PARITY_TIMEOUT = timedelta(seconds=1800)
-RECORD_TIMEOUT = timedelta(seconds=60)
-PARITY_RETRY = TemporalRetryPolicy(maximum_attempts=3)
+    from workflows.parity import compare_and_record, parity_side
 
 
 class OrderLineInput(BaseModel):
@@ -137,8 +125,8 @@ class OrderLineWorkflow:
             error=error.model_dump() if error else None,
         )
         compare = CompareInput(
-            legacy=_parity_side(primary.artifacts, primary.effective, legacy_outputs),
-            graph=_parity_side(artifacts, shadow.effective, graph_outputs),
+            legacy=parity_side(primary.artifacts, primary.effective, legacy_outputs),
+            graph=parity_side(artifacts, shadow.effective, graph_outputs),
             graph_failure=RunFailure.model_validate(shadow.error) if shadow.error else None,
             thresholds=input.dispatch.parity_thresholds or ParityThresholds(),
         )
@@ -150,31 +138,8 @@ class OrderLineWorkflow:
 
     async def _compare(self, input: OrderLineInput, compare: CompareInput) -> ParityOutcome:
         """The parity diff, then its report recorded for the rollout gate: the outcome."""
-        queue = input.task_queues["default"]
-        compared = await workflow.execute_activity(
-            "parity.compare",
-            compare,
-            result_type=CompareOutput,
-            task_queue=queue,
-            start_to_close_timeout=PARITY_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=PARITY_RETRY,
-        )
-        info = workflow.info()
-        record = RecordParityInput(
-            order_line_workflow_id=info.workflow_id,
-            run_id=info.run_id,
-            output_type=input.output_type,
-            owner=workflow.memo_value("owner", None),
-            compared=compared,
-        )
-        report_id = await workflow.execute_activity(
-            "parity.record",
-            record,
-            result_type=str,
-            task_queue=queue,
-            start_to_close_timeout=RECORD_TIMEOUT,
-            retry_policy=PARITY_RETRY,
+        compared, report_id = await compare_and_record(
+            compare, input.task_queues["default"], input.output_type
         )
         report = compared.report
         return ParityOutcome(
@@ -247,15 +212,6 @@ class OrderLineWorkflow:
             effective=input.dispatch.effective(),
             error=error.model_dump() if error else None,
         )
-
-
-def _parity_side(
-    artifacts: list[ArtifactRef], effective: dict[str, EffectiveCall], outputs: dict[str, Any]
-) -> ParitySide:
-    """One side of a comparison: its files, effective params, and the CAD facts among its outputs."""
-    facts = {key: output[key] for output in outputs.values() for key in ("objects", "bbox") if key in output}
-    params = {module: call.model_dump() for module, call in effective.items()}
-    return ParitySide(artifacts=artifacts, effective=params, **facts)
 
 
 def _failure_details(failed: ChildWorkflowError, child_id: str) -> dict[str, Any]:

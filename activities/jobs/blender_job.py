@@ -335,6 +335,7 @@ def _configure_engine(scene: bpy.types.Scene, settings: RenderSettings) -> None:
     if engine == "CYCLES":
         scene.cycles.device = "CPU"
         scene.cycles.samples = samples
+        scene.cycles.seed = settings.seed
         scene.cycles.use_adaptive_sampling = True
         scene.cycles.use_denoising = settings.denoise and _oidn_available()
         scene.cycles.denoiser = "OPENIMAGEDENOISE"

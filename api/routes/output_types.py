@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from api.auth import AUTHENTICATED, CallerDep, require_role
-from api.deps import CatalogDep, SessionDep, SettingsDep, SlugPath
+from api.deps import CatalogDep, SessionDep, SettingsDep, SlugPath, TemporalDep, off_loop
 from api.errors import ERROR_RESPONSES
 from api.options import schema_options
 from api.schemas import (
@@ -26,16 +26,19 @@ from api.schemas import (
     RolloutRequest,
     SchemaOptions,
 )
-from core.errors import ConflictError, InvalidOutputTypeError
+from core.errors import ConflictError, InvalidOutputTypeError, NotFoundError
 from core.vocabulary import Role
 from output_profiles.dispatch import plan_dispatch
 from output_profiles.models import OutputTypeBase, OutputTypeCreate, Rollout
 from output_profiles.validation import ProfileReport, validate_profile
 from persistence.repositories import find_output_type, require_output_type, workflow_for
 from persistence.tables import OutputType
+from prodgraph import cad_files
 from prodgraph.legacy_import import ImportReport, import_export
+from prodgraph.parity import calibration_input, start_calibration
 from prodgraph.rollout import GateVerdict, check_gate, parity_gate, rollout_change, set_rollout
 from registry.catalog import Catalog
+from workflows.parity import CalibrationInput
 
 router = APIRouter(
     prefix="/api/output-types", tags=["output-types"], responses=ERROR_RESPONSES, dependencies=AUTHENTICATED
@@ -175,6 +178,46 @@ def output_type_parity(slug: SlugPath, session: SessionDep, settings: SettingsDe
     """The parity gate of an output type: comparisons run, share equivalent, the last ones."""
     require_output_type(session, slug)
     return parity_gate(session, slug, settings.parity_gate_runs)
+
+
+class CalibrationRequest(BaseModel):
+    """Body of POST /{slug}/parity/calibrate: the uploaded STEP file to measure the noise on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cad_file_id: str = Field(max_length=40, pattern=r"^cad_[0-9a-f]{32}$")
+    invocation_params: dict[str, Any] = {}
+    """Parameters both runs take (e.g. a smaller size than the output type's)."""
+
+
+class CalibrationStarted(BaseModel):
+    """A started calibration: its run, which stores the output type's thresholds when it ends."""
+
+    workflow_id: str
+    temporal_ui: str | None
+
+
+@router.post(
+    "/{slug}/parity/calibrate",
+    response_model=CalibrationStarted,
+    status_code=202,
+    dependencies=[require_role(Role.author, Role.operator)],
+)
+async def calibrate_parity(
+    slug: SlugPath, body: CalibrationRequest, session: SessionDep, catalog: CatalogDep, temporal: TemporalDep
+) -> CalibrationStarted:
+    """Run the output type's legacy route twice with two sampling seeds (nothing is delivered),
+    compare them and keep the measured noise as its parity thresholds."""
+
+    def planned(db: Session) -> CalibrationInput:
+        record = cad_files.find_file(db, body.cad_file_id)
+        if record is None:
+            raise NotFoundError(f"no CAD file {body.cad_file_id!r}", field="cad_file_id")
+        step = cad_files.step_reference(record)
+        return calibration_input(db, catalog, slug, step, temporal.task_queues(), body.invocation_params)
+
+    handle = await start_calibration(temporal, await off_loop(session, planned))
+    return CalibrationStarted(workflow_id=handle.id, temporal_ui=temporal.workflow_url(handle.id))
 
 
 @router.post("/{slug}/validate", response_model=ProfileReport, dependencies=[require_role(Role.author)])

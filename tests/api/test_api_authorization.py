@@ -79,6 +79,7 @@ ROUTES: dict[str, Access] = {
     "POST /api/output-types/{slug}/validate": AUTHORS,
     "POST /api/output-types/{slug}/rollout": AUTHORS,
     "GET /api/output-types/{slug}/parity": STAFF_READ,
+    "POST /api/output-types/{slug}/parity/calibrate": STAFF_READ,
     "POST /api/legacy/map": AUTHORS,
     "POST /api/cad-files": Access((CLIENT,)),
     "GET /api/cad-files": Access((CLIENT,)),

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from api_keys import authorized, with_test_key
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from activities.artifacts import LocalArtifactStore
+from api.app import create_app
+from conftest import STEP_FIXTURES
 from persistence.tables import ParityReportRecord
 
 pytest_plugins = ["api_fixtures"]
@@ -48,3 +51,28 @@ def test_a_comparison_is_listed_shown_and_its_picture_downloaded(client: TestCli
     downloaded = client.get(link["url"])
     assert downloaded.status_code == 200 and downloaded.content == png.read_bytes()
     assert client.get("/api/parity/reports/par_none").status_code == 404
+
+
+async def test_a_calibration_starts_on_an_uploaded_file(temporal_env, settings):
+    address = temporal_env.client.service_client.config.target_host
+    app = create_app(with_test_key(settings.model_copy(update={"temporal_address": address})))
+    part = STEP_FIXTURES / "red_cube_blue_cylinder.step"
+    with authorized(app) as client:
+        uploaded = client.post("/api/cad-files", files={"file": (part.name, part.read_bytes())})
+        assert uploaded.status_code == 201, uploaded.json()
+        body = {"cad_file_id": uploaded.json()["id"], "invocation_params": {"width": 96, "height": 72}}
+        started = client.post("/api/output-types/studio-still/parity/calibrate", json=body)
+        assert started.status_code == 202, started.json()
+        unknown_file = client.post(
+            "/api/output-types/studio-still/parity/calibrate", json={"cad_file_id": "cad_" + "0" * 32}
+        )
+        assert unknown_file.status_code == 404 and unknown_file.json()["error"]["field"] == "cad_file_id"
+        unknown_type = client.post("/api/output-types/no-such/parity/calibrate", json=body)
+        assert unknown_type.status_code == 404
+        by_path = client.post(
+            "/api/output-types/studio-still/parity/calibrate", json={**body, "step_path": "/etc/passwd"}
+        )
+        assert by_path.status_code == 422
+    handle = temporal_env.client.get_workflow_handle(started.json()["workflow_id"])
+    assert (await handle.describe()).workflow_type == "ParityCalibrationWorkflow"
+    await handle.terminate("test over: no workers poll this test's queues")
