@@ -168,6 +168,9 @@ def _starter_for(row: OutputType) -> str:
             f"output type {row.slug!r} sells no artifact kind, so no starter fits; name a workflow",
             field="workflow_id",
         )
+    kinds = {ArtifactKind(kind) for kind in row.artifact_kinds}
+    if ArtifactKind.preview_thumbnail in kinds:  # one starter makes the still and its thumbnail
+        return STARTER_FOR_KIND[ArtifactKind.preview_thumbnail]
     return STARTER_FOR_KIND[ArtifactKind(row.artifact_kinds[0])]
 
 

@@ -103,3 +103,10 @@ def test_a_named_workflow_of_the_wrong_family_is_refused_naming_the_field(db: Se
         move(db, Rollout.shadow, workflow_id="cad-intake-v1")
     assert refused.value.field
     assert db.exec(select(OutputType).where(OutputType.slug == "old-still")).one().rollout == Rollout.legacy
+
+
+def test_a_type_selling_a_thumbnail_gets_the_starter_that_makes_one(db: Session):
+    db.add(OutputType(slug="web", name="Web", artifact_kinds=["still_image", "preview_thumbnail"]))
+    db.commit()
+    row, _ = set_rollout(db, default_catalog(), "web", Rollout.shadow, actor="tests", required=N)
+    assert row.workflow_id == "order-still-thumbnail-v1"
