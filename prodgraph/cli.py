@@ -832,6 +832,7 @@ def _output_types_list(args: argparse.Namespace) -> int:
 
 
 def _output_types_show(args: argparse.Namespace) -> int:
+    from output_profiles.models import OutputTypeBase
     from persistence.repositories import require_output_type
     from prodgraph.rollout import parity_gate
 
@@ -839,7 +840,10 @@ def _output_types_show(args: argparse.Namespace) -> int:
     with _database() as db:
         row = require_output_type(db, args.slug)
         gate = parity_gate(db, row.slug, settings.parity_gate_runs)
-        shown = {"output_type": row.model_dump(mode="json"), "gate": gate.model_dump(mode="json")}
+        profile = OutputTypeBase.model_validate(
+            {name: getattr(row, name) for name in OutputTypeBase.model_fields}
+        )
+        shown = {"output_type": profile.model_dump(mode="json"), "gate": gate.model_dump(mode="json")}
     if args.json:
         print(json.dumps(shown))
     else:

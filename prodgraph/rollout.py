@@ -169,7 +169,8 @@ def _starter_for(row: OutputType) -> str:
             field="workflow_id",
         )
     kinds = {ArtifactKind(kind) for kind in row.artifact_kinds}
-    if ArtifactKind.preview_thumbnail in kinds:  # one starter makes the still and its thumbnail
+    # One starter makes the still and its thumbnail (sold as a kind, or as a legacy override).
+    if ArtifactKind.preview_thumbnail in kinds or row.overrides.get("preview_thumbnail"):
         return STARTER_FOR_KIND[ArtifactKind.preview_thumbnail]
     return STARTER_FOR_KIND[ArtifactKind(row.artifact_kinds[0])]
 

@@ -94,3 +94,48 @@ def test_graph_order_line_reports_each_childs_nodes_as_they_change(tmp_path):
     # In plan order: the intake's nodes come before the render's, and pending is no news.
     assert lines.index(f"[✓] {intake} glb: completed") < lines.index(f"[✓] {render} still: completed")
     assert not any(": pending" in line for line in lines)
+
+
+def test_a_shadow_order_line_ends_with_its_parity(tmp_path):
+    """The imported web preview moved to shadow: the CLI's last JSON line carries the comparison
+    of the graph beside the legacy run, with its pictures copied out."""
+    env = {**os.environ, "PRODGRAPH_STATE_DIR": str(tmp_path / "state")}
+    env.pop("PRODGRAPH_TEMPORAL_ADDRESS", None)
+    cli = [sys.executable, "-m", "prodgraph.cli"]
+    export = str(SHARED_DIR / "fixtures" / "legacy" / "output_types_export.json")
+    try:
+        for command in (
+            ["output-types", "import", export],
+            ["output-types", "set-rollout", "web-preview", "shadow"],
+        ):
+            subprocess.run([*cli, *command], env=env, check=True, capture_output=True, timeout=120)
+        done = subprocess.run(
+            [
+                *cli,
+                "order",
+                "web-preview",
+                str(STEP_FIXTURES / "red_cube_blue_cylinder.step"),
+                "--out",
+                str(tmp_path / "out"),
+                "--param",
+                "width=160",
+                "--param",
+                "height=120",
+                "--json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        stop_dev_server(tmp_path / "state")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 0, report
+    assert (report["route"], report["status"]) == ("shadow", "completed")
+    parity = report["parity"]
+    assert parity["verdict"] in ("identical", "equivalent"), parity
+    assert parity["report"].startswith("par_") and parity["pictures"]
+    for picture in parity["pictures"]:
+        assert Image.open(picture).size[0] >= 3 * 16  # legacy, graph and their difference
+    assert set(parity) == {"verdict", "report", "reason", "pictures", "differences"}

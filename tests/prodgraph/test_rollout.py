@@ -110,3 +110,17 @@ def test_a_type_selling_a_thumbnail_gets_the_starter_that_makes_one(db: Session)
     db.commit()
     row, _ = set_rollout(db, default_catalog(), "web", Rollout.shadow, actor="tests", required=N)
     assert row.workflow_id == "order-still-thumbnail-v1"
+
+
+def test_a_legacy_type_with_a_thumbnail_override_gets_the_thumbnail_starter(db: Session):
+    db.add(
+        OutputType(
+            slug="old-web",
+            name="Old Web",
+            artifact_kinds=["still_image"],
+            overrides={"preview_thumbnail": True},
+        )
+    )
+    db.commit()
+    row, _ = set_rollout(db, default_catalog(), "old-web", Rollout.shadow, actor="tests", required=N)
+    assert row.workflow_id == "order-still-thumbnail-v1"
