@@ -24,6 +24,7 @@ from api.ratelimit import TokenBuckets
 from api.routes import artifacts, cad_files, keys, legacy, order_lines, output_types, parity, runs, workflows
 from core.settings import Settings, get_settings
 from persistence.engine import make_engine, prepare_database
+from prodgraph.parity import configured_thresholds
 from registry.catalog import default_catalog
 
 #: Path prefixes whose bodies the edge limits leave alone: the upload route, which streams its
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="prodgraph", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.api_keys = ApiKeys.from_settings(settings)
+    configured_thresholds(settings)  # a misconfigured deployment stops at start
     app.state.catalog = default_catalog()
     app.state.engine = make_engine(settings)
     app.state.stored_keys = StoredKeys(app.state.engine, settings.api_key_cache_s)

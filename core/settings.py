@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(200.0, gt=0)
     """Largest CAD file (MiB) `POST /api/cad-files` accepts; counted while it streams in (413)."""
 
+    parity_thresholds: dict[str, float] = {}
+    """This deployment's parity thresholds where they differ from the documented defaults
+    (docs/parity.md), a JSON object (`{"ssim_min": 0.95}`); a calibrated output type uses its own."""
     parity_gate_runs: int = Field(5, ge=1, le=1000)
     """Shadow comparisons, all identical or equivalent, an output type needs before `graph`."""
 

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 from temporalio import activity
@@ -16,7 +16,8 @@ from temporalio.client import WorkflowHandle
 
 from activities.artifacts import ArtifactRef
 from activities.parity import CompareOutput, ParityThresholds, RecordParityInput, StoreCalibrationInput
-from core.errors import NotFoundError
+from core.errors import NotFoundError, first_problem
+from core.settings import Settings, get_settings
 from core.temporal import TemporalSession
 from output_profiles.dispatch import plan_dispatch
 from output_profiles.dispatch_plan import DispatchPlan
@@ -116,14 +117,26 @@ def stored_report(compared: CompareOutput) -> dict[str, Any]:
 
 
 def with_calibration(db: Session, plan: DispatchPlan, output_type: str) -> DispatchPlan:
-    """A shadow dispatch with the output type's calibrated thresholds (defaults until calibrated)."""
+    """A shadow dispatch with the output type's calibrated thresholds; until it is calibrated, the
+    deployment's (PRODGRAPH_PARITY_THRESHOLDS over the documented defaults)."""
     if plan.route != "shadow":
         return plan
     calibration = db.get(ParityCalibration, output_type)
     thresholds = (
-        ParityThresholds.model_validate(calibration.thresholds) if calibration else ParityThresholds()
+        ParityThresholds.model_validate(calibration.thresholds)
+        if calibration
+        else configured_thresholds(get_settings())
     )
     return plan.model_copy(update={"parity_thresholds": thresholds})
+
+
+def configured_thresholds(settings: Settings) -> ParityThresholds:
+    """The deployment's thresholds: PRODGRAPH_PARITY_THRESHOLDS over the defaults (checked at start)."""
+    try:
+        return ParityThresholds.model_validate(settings.parity_thresholds)
+    except ValidationError as error:
+        field, words = first_problem(error)
+        raise ValueError(f"PRODGRAPH_PARITY_THRESHOLDS: {field}: {words}") from None
 
 
 def list_reports(db: Session, output_type: str | None = None, limit: int = 50) -> list[ParityReportView]:

@@ -21,7 +21,7 @@ from activities.render import RenderActivities
 from core.settings import Settings
 from core.vocabulary import QUEUES, QueueName
 from persistence.engine import make_engine
-from prodgraph.parity import ParityRecorder
+from prodgraph.parity import ParityRecorder, configured_thresholds
 from registry.catalog import SERVICE_MODULES, default_catalog
 from workflows.graph import GraphWorkflow
 from workflows.legacy import LegacyPipelineWorkflow
@@ -77,6 +77,7 @@ def build_workers(
         seconds=settings.worker_shutdown_grace_s if shutdown_grace_s is None else shutdown_grace_s
     )
     activities = activity_implementations(settings, jobs)
+    configured_thresholds(settings)  # a misconfigured deployment stops here, not at its first shadow
     # Shadow runs record their comparison for the rollout gate, through the database.
     recorder = ParityRecorder(make_engine(settings))
     concurrency: dict[QueueName, int] = {
