@@ -17,6 +17,7 @@ provide (no output type, no plan) answers warn, "not checked", so each failure i
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -447,17 +448,36 @@ async def check_workers(temporal: TemporalSession, plan: DispatchPlan | None) ->
     return check("workers", "pass", f"workers poll {polled_names}")
 
 
+#: A queue seen polled is taken as polled this long without asking again: launches under load
+#: would otherwise ask Temporal the same question several times each (a poller counts as live for
+#: two minutes anyway). A queue seen without pollers is asked again every time.
+POLLED_CACHE_S = 5.0
+_polled: dict[tuple[str, str, str], tuple[float, int]] = {}
+
+
 async def live_pollers(temporal: TemporalSession, need: QueueNeed) -> int:
     """How many workers Temporal has seen polling this queue for this kind of task lately."""
+    queue = temporal.settings.queue_for(need.queue)
+    key = (temporal.settings.temporal_namespace, queue, need.kind)
+    seen = _polled.get(key)
+    if seen is not None and time.monotonic() - seen[0] < POLLED_CACHE_S:
+        return seen[1]
+    count = await _ask_pollers(temporal, queue, need.kind)
+    if count:
+        _polled[key] = (time.monotonic(), count)
+    return count
+
+
+async def _ask_pollers(temporal: TemporalSession, queue: str, kind_name: str) -> int:
     kind = (
         TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
-        if need.kind == "workflow"
+        if kind_name == "workflow"
         else TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
     )
     answer = await temporal.client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=temporal.settings.temporal_namespace,
-            task_queue=TaskQueue(name=temporal.settings.queue_for(need.queue)),
+            task_queue=TaskQueue(name=queue),
             task_queue_type=kind,
         )
     )
