@@ -105,14 +105,27 @@ async def upload(http: httpx.AsyncClient) -> str:
     return str(answer.json()["id"])
 
 
-def start_api(state_dir: Path, temporal_address: str, port: int) -> subprocess.Popen[bytes]:
+def token_for(prefix: str) -> str:
+    """The key of one client (clients are named by the prefix of their order line ids)."""
+    return f"bench-token-{prefix}-0123456789abcdef"
+
+
+def client_prefixes(clients: int) -> list[str]:
+    """Every client's name: the warm-up, the single client, and the concurrent ones."""
+    return ["warm-up", "one", *(f"c{index}" for index in range(clients))]
+
+
+def start_api(
+    state_dir: Path, temporal_address: str, port: int, prefixes: list[str]
+) -> subprocess.Popen[bytes]:
     """The API as its own process, as `prodgraph serve` runs it."""
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
         "PRODGRAPH_STATE_DIR": str(state_dir),
         "PRODGRAPH_TEMPORAL_ADDRESS": temporal_address,
-        "PRODGRAPH_API_KEYS": json.dumps({TOKEN: "bench"}),
+        # One key per client, as the rate limit is per key; one owner, so they share the file.
+        "PRODGRAPH_API_KEYS": json.dumps({token: "bench" for token in [TOKEN, *map(token_for, prefixes)]}),
     }
     env.pop("PRODGRAPH_DATABASE_URL", None)
     log = (state_dir / "api.log").open("ab")
@@ -139,7 +152,11 @@ async def wait_until_up(http: httpx.AsyncClient, api: subprocess.Popen[bytes], l
 async def launch(http: httpx.AsyncClient, prefix: str, cad_file_id: str) -> float:
     """Seconds one launch of a new order line takes; fails unless it is accepted."""
     started = time.perf_counter()
-    answer = await http.post("/api/order-lines", json=body(f"{prefix}-{uuid.uuid4().hex[:12]}", cad_file_id))
+    answer = await http.post(
+        "/api/order-lines",
+        json=body(f"{prefix}-{uuid.uuid4().hex[:12]}", cad_file_id),
+        headers={"Authorization": f"Bearer {token_for(prefix)}"},
+    )
     elapsed = time.perf_counter() - started
     if answer.status_code != 202:
         raise RuntimeError(f"launch answered {answer.status_code}: {answer.text}")
@@ -168,7 +185,7 @@ async def measure(launches: int, clients: int) -> dict[str, list[float]]:
             for worker in holding_workers(client, Settings(state_dir=state_dir)):
                 await workers.enter_async_context(worker)
             port = free_port(8000)
-            api = start_api(state_dir, endpoint.address, port)
+            api = start_api(state_dir, endpoint.address, port, client_prefixes(clients))
             limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{port}",
