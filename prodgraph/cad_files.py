@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.artifacts import ArtifactRef, store_reference
 from activities.cad import BBox, CadObject
-from core.errors import NotFoundError, TemporalUnavailableError
+from core.errors import TemporalUnavailableError
 from core.temporal import TemporalSession
 from persistence.tables import CadFileRecord
 from prodgraph.runs import graph_outcome, start_plan
@@ -102,12 +102,10 @@ def find_file(db: Session, file_id: str) -> CadFileRecord | None:
     return db.get(CadFileRecord, file_id)
 
 
-def own_file(db: Session, owner: str, file_id: str) -> CadFileRecord:
-    """The owner's file by id; another owner's is as unknown as a missing one."""
-    record = find_file(db, file_id)
-    if record is None or record.owner != owner:
-        raise NotFoundError(f"no CAD file {file_id!r}", field="cad_file_id")
-    return record
+def find_own_file(db: Session, owner: str, file_id: str | None) -> CadFileRecord | None:
+    """The owner's file by id; another owner's is None, as unknown as a missing one."""
+    record = find_file(db, file_id) if file_id else None
+    return record if record is not None and record.owner == owner else None
 
 
 def own_files(db: Session, owner: str) -> list[CadFileRecord]:

@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from core import temporal as attributes
 from core.errors import NotFoundError, OperatorActionRefusedError, ProdgraphError, first_problem
 from core.temporal import TemporalSession
+from prodgraph.runs import described
 from registry.catalog import default_catalog
 from registry.plan import ExecutionPlan, PlanNode
 from workflows.graph import (
@@ -268,10 +269,7 @@ async def _described(
     """A run's handle and description; another owner's run is not found, like a missing one."""
     handle = session.client.get_workflow_handle_for(GraphWorkflow.run, workflow_id)
     missing = NotFoundError(f"no run {workflow_id!r}", field="workflow_id")
-    try:
-        description = await handle.describe()
-    except RPCError:
-        raise missing from None
+    description = await described(handle, missing)
     if owner is not None and await run_owner(session, description) != owner:
         raise missing
     return handle, description

@@ -24,7 +24,7 @@ from output_profiles.dispatch_plan import DispatchPlan, InvocationResult, OrderL
 from persistence.repositories import require_output_type, workflow_for
 from persistence.tables import OutputType
 from prodgraph.parity import with_calibration
-from prodgraph.runs import outcome
+from prodgraph.runs import described, outcome
 from registry.catalog import Catalog
 from workflows.order_line import OrderLineInput, OrderLineWorkflow
 
@@ -137,10 +137,7 @@ async def order_line_state(
     """
     handle = session.client.get_workflow_handle_for(OrderLineWorkflow.run, workflow_id)
     missing = NotFoundError(f"no order-line run {workflow_id!r}", field="workflow_id")
-    try:
-        description = await handle.describe()
-    except RPCError:
-        raise missing from None
+    description = await described(handle, missing)
     if description.workflow_type != "OrderLineWorkflow":
         raise missing
     if owner is not None and (await description.memo()).get("owner") != owner:

@@ -39,7 +39,7 @@ from output_profiles.dispatch import plan_dispatch
 from output_profiles.dispatch_plan import DispatchPlan
 from persistence.repositories import find_output_type, workflow_for
 from persistence.tables import CadFileRecord, OutputType
-from prodgraph.cad_files import find_file
+from prodgraph.cad_files import find_own_file
 from prodgraph.parity import with_calibration
 from prodgraph.runs import failure_code, failure_details
 from registry.catalog import Catalog
@@ -161,14 +161,8 @@ def plan_order_line(
         plan=plan,
         error=error,
         cad_file_id=cad_file_id,
-        cad_file=find_cad_file(db, cad_file_id, owner),
+        cad_file=find_own_file(db, owner, cad_file_id),
     )
-
-
-def find_cad_file(db: Session, cad_file_id: str | None, owner: str) -> CadFileRecord | None:
-    """The owner's CAD file of this id; another owner's is None, as if it did not exist."""
-    record = find_file(db, cad_file_id) if cad_file_id else None
-    return record if record is not None and record.owner == owner else None
 
 
 async def run_preflight(

@@ -10,10 +10,12 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowExecutionDescription, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
+from core.errors import NotFoundError
 from core.settings import Settings
 from core.temporal import TemporalSession, connect
 from core.vocabulary import DELIVERABLE_ROLES
@@ -46,6 +48,14 @@ async def temporal_session(settings: Settings) -> AsyncIterator[TemporalSession]
     finally:
         await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def described(handle: WorkflowHandle[Any, Any], missing: NotFoundError) -> WorkflowExecutionDescription:
+    """A run's description, or `missing` when Temporal knows no such run."""
+    try:
+        return await handle.describe()
+    except RPCError:
+        raise missing from None
 
 
 async def run_plan(

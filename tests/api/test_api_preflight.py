@@ -25,8 +25,9 @@ from core.settings import Settings
 from core.temporal import TemporalSession
 from persistence.engine import make_engine
 from persistence.tables import CadFileRecord
+from prodgraph.cad_files import find_own_file
 from prodgraph.orders import order_line_workflow_id
-from prodgraph.preflight import check_cad_file, find_cad_file
+from prodgraph.preflight import check_cad_file
 from prodgraph.runs import run_plan, start_plan
 from registry.catalog import default_catalog
 from registry.compiler import compile_intake
@@ -216,7 +217,7 @@ def cad_file(db: Session, owner: str = TEST_OWNER, intake_workflow_id: str | Non
 
 async def cad_check(client: Client, db: Session, cad_file_id: str | None, owner: str = TEST_OWNER):
     """The CAD-file check as the routes run it: the owner's row by id, then Temporal."""
-    return await check_cad_file(client, cad_file_id, find_cad_file(db, cad_file_id, owner), owner)
+    return await check_cad_file(client, cad_file_id, find_own_file(db, owner, cad_file_id), owner)
 
 
 async def test_an_unknown_or_anothers_cad_file_fails_as_unknown(temporal_env, db: Session) -> None:

@@ -6,12 +6,10 @@ Not a timed test: nothing is asserted about the numbers, only that the script wo
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO_ROOT
+from support.bench import bench_lines
 
 pytestmark = [pytest.mark.e2e]
 
@@ -21,17 +19,8 @@ LAST_LINE = re.compile(rf"p99 3_clients_ms {NUMBER} target (met|missed)")
 
 
 def test_the_benchmark_prints_1_client_against_3_side_by_side():
-    done = subprocess.run(
-        [sys.executable, "bench/api_launch.py", "--launches", "2", "--clients", "3"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
-    assert lines, done.stderr
+    lines = bench_lines("api_launch.py", "--launches", "2", "--clients", "3")
     assert re.fullmatch(r"clients\s+1\s+3\s+1\s+3", lines[2]), lines[2]
     assert [ROW.fullmatch(line).group(1) for line in lines if ROW.fullmatch(line)] == ["50", "99"], lines
-    assert "target: 3-client p99 through the API under 1000 ms: " in done.stdout
+    assert "target: 3-client p99 through the API under 1000 ms: " in "\n".join(lines)
     assert LAST_LINE.fullmatch(lines[-1]), lines[-1]

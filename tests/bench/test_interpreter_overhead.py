@@ -6,12 +6,10 @@ Not a timed test: nothing is asserted about the numbers, only that the script wo
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO_ROOT
+from support.bench import bench_lines
 
 pytestmark = [pytest.mark.e2e]
 
@@ -19,14 +17,5 @@ LAST_LINE = re.compile(r"ratio graph_vs_hardcoded -?\d+\.\d{3}")
 
 
 def test_the_benchmark_runs_and_ends_with_its_ratio_line():
-    done = subprocess.run(
-        [sys.executable, "bench/interpreter_overhead.py", "--nodes", "3", "--runs", "2"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
-    assert lines, done.stderr
+    lines = bench_lines("interpreter_overhead.py", "--nodes", "3", "--runs", "2")
     assert LAST_LINE.fullmatch(lines[-1]), lines[-1]

@@ -6,25 +6,15 @@ Not a timed test: nothing is asserted about the numbers, only that the script wo
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
-from conftest import REPO_ROOT
+from support.bench import bench_lines
 
 LAST_LINE = re.compile(r"ratio worst_doubling \d+\.\d{3}")
 ROW = re.compile(r"\s*(\d+)\s+(\d+)\s+\d+\.\d{2}\s+\d+\.\d{2}(\s+\d+\.\d{3})?\s*")
 
 
 def test_the_benchmark_runs_every_size_and_ends_with_its_ratio_line():
-    done = subprocess.run(
-        [sys.executable, "bench/validation_scaling.py", "--nodes", "20", "--runs", "1"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
+    lines = bench_lines("validation_scaling.py", "--nodes", "20", "--runs", "1", timeout_s=120)
     assert LAST_LINE.fullmatch(lines[-1]), lines[-1]
     rows = [match for line in lines if (match := ROW.fullmatch(line))]
     assert [int(row.group(1)) for row in rows] == [20, 40, 80, 160]
